@@ -1,0 +1,2 @@
+//! Forge: a declarative pipeline runner for LLM serving benchmarks.
+pub mod steps;

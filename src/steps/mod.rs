@@ -1,0 +1,2 @@
+//! Step kinds: `command`, `service` and the built-in kinds.
+pub mod io;
