@@ -1,1 +1,6 @@
-fn main() {}
+use clap::Parser;
+
+fn main() {
+    let cli = forge::cli::Cli::parse();
+    std::process::exit(forge::run(cli));
+}

@@ -1,2 +1,77 @@
-//! Step kinds: `command`, `service` and the built-in kinds.
+//! Step kinds. `command` and `service` run processes; built-in kinds (added by later modules)
+//! plug in through [`StepKind`] without touching the executor.
+
+pub mod command;
 pub mod io;
+pub mod process;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value as Json;
+
+use crate::manifest::Step;
+pub use io::{Provenance, ServiceInfo, StepIo};
+
+/// A boxed future returned by [`StepKind::run`].
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Outcome, StepError>> + Send + 'a>>;
+
+/// What a finished step reports besides its outputs.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The process's exit code, for process-based kinds.
+    pub exit_code: Option<i32>,
+}
+
+/// Why a step failed, in words for the user.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct StepError {
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl StepError {
+    /// A failure with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into() }
+    }
+}
+
+/// A kind of step the executor can run.
+pub trait StepKind: Sync {
+    /// The name used in manifests (`kind = "..."`).
+    fn name(&self) -> &'static str;
+    /// Bumped when the kind changes what it writes; part of every key of this kind.
+    fn schema_version(&self) -> u32;
+    /// Checks the rendered `with` settings at load time (`Err` names the field).
+    fn check(&self, with: &Json) -> Result<(), String>;
+    /// Runs the step, writing its outputs to `io.outputs`.
+    fn run<'a>(&'a self, step: &'a Step, io: StepIo) -> StepFuture<'a>;
+}
+
+/// The built-in kinds (everything but `command` and `service`).
+static BUILTINS: &[&dyn StepKind] = &[];
+
+/// A built-in kind by name.
+pub fn builtin(name: &str) -> Option<&'static dyn StepKind> {
+    BUILTINS.iter().copied().find(|k| k.name() == name)
+}
+
+/// Names of the built-in kinds.
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTINS.iter().map(|k| k.name()).collect()
+}
+
+/// The kind that runs `step` (`service` has none: the executor manages services).
+pub fn kind_of(step: &Step) -> Option<&'static dyn StepKind> {
+    match step.kind.as_str() {
+        "command" => Some(&command::Command),
+        other => builtin(other),
+    }
+}
+
+/// Deserializes `with` into a kind's settings type, as the check for [`StepKind::check`].
+pub fn check_settings<T: serde::de::DeserializeOwned>(with: &Json) -> Result<T, String> {
+    serde_json::from_value(with.clone()).map_err(|err| err.to_string())
+}

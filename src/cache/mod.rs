@@ -1,0 +1,8 @@
+//! Skipping unchanged work: content digests with a stat cache, typed cache keys, step records.
+pub mod key;
+pub mod stat;
+pub mod store;
+
+pub use key::KeyParts;
+pub use stat::{Digest, StatCache};
+pub use store::{LockFile, Record, StoreError, WorkspaceLock};

@@ -1,0 +1,193 @@
+//! Content digests of files and directories, with a stat cache keyed by
+//! (device, inode, size, mtime_ns, ctime_ns): re-checking an unchanged file costs a stat, not a
+//! rehash. ctime is in the key because mtime can be set back (Bazel added it for that reason).
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Files at least this large are hashed memory-mapped on all cores.
+const PARALLEL_THRESHOLD: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Fingerprint {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Fingerprint {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    stat: Fingerprint,
+    digest: String,
+}
+
+/// The digest of a path's content, with what it covered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest {
+    /// blake3, hex.
+    pub digest: String,
+    /// Number of files covered.
+    pub files: u64,
+    /// Bytes covered.
+    pub bytes: u64,
+}
+
+/// A persistent stat cache (`.forge/stat-cache.json`).
+#[derive(Debug, Default)]
+pub struct StatCache {
+    path: Option<PathBuf>,
+    entries: Mutex<HashMap<PathBuf, Entry>>,
+    dirty: Mutex<bool>,
+}
+
+impl StatCache {
+    /// Loads the cache at `path` (an unreadable or missing cache is an empty one).
+    pub fn load(path: &Path) -> Self {
+        let entries = std::fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        Self { path: Some(path.to_path_buf()), entries: Mutex::new(entries), dirty: Mutex::new(false) }
+    }
+
+    /// Writes the cache back if it changed (atomically).
+    pub fn save(&self) -> io::Result<()> {
+        let (Some(path), true) = (&self.path, *lock(&self.dirty)) else { return Ok(()) };
+        let bytes = serde_json::to_vec(&*lock(&self.entries)).map_err(io::Error::other)?;
+        crate::fsutil::write_atomic(path, &bytes)?;
+        *lock(&self.dirty) = false;
+        Ok(())
+    }
+
+    /// Digest of a file, a directory (recursively), or `None` when the path does not exist.
+    pub fn digest(&self, path: &Path) -> io::Result<Option<Digest>> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        if meta.is_dir() {
+            self.dir_digest(path).map(Some)
+        } else if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(path)?;
+            let digest = blake3::hash(target.as_os_str().as_encoded_bytes()).to_hex().to_string();
+            Ok(Some(Digest { digest, files: 1, bytes: 0 }))
+        } else {
+            let digest = self.file_digest(path, &meta)?;
+            Ok(Some(Digest { digest, files: 1, bytes: meta.size() }))
+        }
+    }
+
+    fn file_digest(&self, path: &Path, meta: &std::fs::Metadata) -> io::Result<String> {
+        let stat = Fingerprint::of(meta);
+        if let Some(entry) = lock(&self.entries).get(path) {
+            if entry.stat == stat {
+                return Ok(entry.digest.clone());
+            }
+        }
+        let digest = hash_file(path, meta.size())?;
+        lock(&self.entries).insert(path.to_path_buf(), Entry { stat, digest: digest.clone() });
+        *lock(&self.dirty) = true;
+        Ok(digest)
+    }
+
+    /// A Merkle digest over the sorted relative paths and digests of every file below `root`.
+    fn dir_digest(&self, root: &Path) -> io::Result<Digest> {
+        let mut hasher = blake3::Hasher::new();
+        let mut files = 0;
+        let mut bytes = 0;
+        let mut stack = vec![root.to_path_buf()];
+        let mut listed = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    stack.push(entry.path());
+                } else {
+                    listed.push(entry.path());
+                }
+            }
+        }
+        listed.sort();
+        for path in listed {
+            let Some(digest) = self.digest(&path)? else { continue };
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            hasher.update(relative.as_os_str().as_encoded_bytes());
+            hasher.update(&[0]);
+            hasher.update(digest.digest.as_bytes());
+            files += 1;
+            bytes += digest.bytes;
+        }
+        Ok(Digest { digest: hasher.finalize().to_hex().to_string(), files, bytes })
+    }
+}
+
+/// blake3 of a file; large files are memory-mapped and hashed on all cores.
+pub fn hash_file(path: &Path, size: u64) -> io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    if size >= PARALLEL_THRESHOLD {
+        hasher.update_mmap_rayon(path)?;
+    } else {
+        hasher.update_reader(std::fs::File::open(path)?)?;
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the map half-updated (single inserts).
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_digest_changes_with_content_and_names() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/a"), "one").unwrap();
+        let cache = StatCache::default();
+        let first = cache.digest(dir.path()).unwrap().unwrap();
+        assert_eq!(first.files, 1);
+        std::fs::write(dir.path().join("sub/a"), "two").unwrap();
+        let second = cache.digest(dir.path()).unwrap().unwrap();
+        assert_ne!(first.digest, second.digest);
+        std::fs::rename(dir.path().join("sub/a"), dir.path().join("sub/b")).unwrap();
+        let third = cache.digest(dir.path()).unwrap().unwrap();
+        assert_ne!(second.digest, third.digest);
+        assert!(cache.digest(&dir.path().join("missing")).unwrap().is_none());
+    }
+
+    #[test]
+    fn stat_cache_survives_a_save_and_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "data").unwrap();
+        let cache = StatCache::load(&dir.path().join("cache.json"));
+        let digest = cache.digest(&file).unwrap().unwrap();
+        cache.save().unwrap();
+        let reloaded = StatCache::load(&dir.path().join("cache.json"));
+        assert_eq!(lock(&reloaded.entries).len(), 1);
+        assert_eq!(reloaded.digest(&file).unwrap().unwrap(), digest);
+    }
+}

@@ -1,0 +1,131 @@
+//! Step records: the lock file committed next to each profile's results (like `dvc.lock`), and
+//! the workspace lock that keeps two `forge run`s apart.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::key::KeyParts;
+use super::stat::Digest;
+
+/// The lock file's format version.
+const LOCK_VERSION: u32 = 1;
+
+/// What a successful step run left behind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// The key it ran under.
+    pub key: String,
+    /// Everything that went into the key.
+    pub parts: KeyParts,
+    /// Output path -> its digest after the run.
+    pub outputs: BTreeMap<String, Digest>,
+    /// When it started (RFC 3339, UTC).
+    pub started_at: String,
+    /// How long it ran, in seconds.
+    pub duration_s: f64,
+    /// The process's exit code (commands) or none (built-in kinds).
+    pub exit_code: Option<i32>,
+    /// The Forge version that ran it.
+    pub forge_version: String,
+}
+
+impl Record {
+    /// Output digests as the keys of downstream steps see them.
+    pub fn output_digests(&self) -> BTreeMap<String, String> {
+        self.outputs.iter().map(|(p, d)| (p.clone(), d.digest.clone())).collect()
+    }
+}
+
+/// `results/<profile>/forge.lock`: the records of one profile's steps.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LockFile {
+    /// Format version.
+    pub version: u32,
+    /// Step id -> its last successful run.
+    pub steps: BTreeMap<String, Record>,
+}
+
+/// Why the lock file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Reading or writing failed.
+    #[error("cannot access `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The file is not a Forge lock file.
+    #[error("`{path}` is not a valid Forge lock file: {source}\nhint: restore it from git, or delete it to rerun every step")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// Another `forge run` holds the workspace.
+    #[error("another `forge run` (pid {pid}) is using this workspace (lock `{path}`)\nhint: wait for it to finish, or stop it (`kill {pid}`)")]
+    Busy {
+        /// The holder's pid, as it wrote it.
+        pid: String,
+        /// The lock file.
+        path: PathBuf,
+    },
+}
+
+impl LockFile {
+    /// Reads `path`; a missing file is an empty lock file.
+    pub fn load(path: &Path) -> Result<Self, StoreError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Ok(Self { version: LOCK_VERSION, steps: BTreeMap::new() });
+            }
+            Err(source) => return Err(StoreError::Io { path: path.to_path_buf(), source }),
+        };
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path: path.to_path_buf(), source })
+    }
+
+    /// Writes the whole file atomically.
+    pub fn save(&self, path: &Path) -> Result<(), StoreError> {
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        crate::fsutil::write_atomic(path, &bytes).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })
+    }
+}
+
+/// An exclusive advisory lock on `.forge/lock`, released when dropped (or when the process
+/// dies, even by `kill -9`: the kernel drops `flock` locks with the file descriptor).
+#[derive(Debug)]
+pub struct WorkspaceLock {
+    _file: File,
+}
+
+impl WorkspaceLock {
+    /// Takes the lock or says who holds it.
+    pub fn acquire(path: &Path) -> Result<Self, StoreError> {
+        let io_err = |source| StoreError::Io { path: path.to_path_buf(), source };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err)?;
+        }
+        let mut file = File::options().read(true).write(true).create(true).truncate(false).open(path).map_err(io_err)?;
+        // SAFETY: flock on a file descriptor we own; no memory is shared.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim().to_string();
+            return Err(StoreError::Busy { pid: if pid.is_empty() { "unknown".into() } else { pid }, path: path.to_path_buf() });
+        }
+        file.set_len(0).map_err(io_err)?;
+        file.rewind().map_err(io_err)?;
+        write!(file, "{}", std::process::id()).map_err(io_err)?;
+        Ok(Self { _file: file })
+    }
+}

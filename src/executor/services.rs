@@ -1,0 +1,240 @@
+//! Service lifetimes: a service starts when the first step that needs it is about to run, stays
+//! up while its users run, and stops when the last planned user finishes, when anything fails,
+//! or on Ctrl-C: SIGTERM to its process group, a grace period, then SIGKILL.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::manifest::{Probe, Step};
+use crate::steps::ServiceInfo;
+use crate::steps::process::{self, Group};
+
+/// Lines of a service's log shown when it fails.
+const TAIL: usize = 20;
+
+enum Phase {
+    Down,
+    Up { info: ServiceInfo, stop: CancellationToken, monitor: JoinHandle<()>, _guards: Vec<OwnedMutexGuard<()>> },
+    Failed(String),
+    Stopped,
+}
+
+/// One service of the pipeline.
+pub struct Slot {
+    step: Step,
+    log: std::path::PathBuf,
+    workspace: std::path::PathBuf,
+    phase: Mutex<Phase>,
+    users_left: AtomicUsize,
+    /// Fires when the service exits while it should be up.
+    pub died: CancellationToken,
+    death: std::sync::Mutex<Option<String>>,
+}
+
+/// All services of a run.
+pub struct Services {
+    slots: BTreeMap<String, Arc<Slot>>,
+    resources: Arc<BTreeMap<String, Arc<Mutex<()>>>>,
+    identities: BTreeMap<String, String>,
+}
+
+impl Services {
+    /// Prepares (but does not start) every service; `users` counts the planned steps that use each.
+    pub fn new(
+        steps: Vec<(Step, std::path::PathBuf, usize, String)>,
+        workspace: &std::path::Path,
+        resources: Arc<BTreeMap<String, Arc<Mutex<()>>>>,
+    ) -> Self {
+        let mut slots = BTreeMap::new();
+        let mut identities = BTreeMap::new();
+        for (step, log, users, identity) in steps {
+            identities.insert(step.id.clone(), identity);
+            slots.insert(step.id.clone(), Arc::new(Slot {
+                log,
+                workspace: workspace.to_path_buf(),
+                phase: Mutex::new(Phase::Down),
+                users_left: AtomicUsize::new(users),
+                died: CancellationToken::new(),
+                death: std::sync::Mutex::new(None),
+                step,
+            }));
+        }
+        Self { slots, resources, identities }
+    }
+
+    /// The slot of service `id`.
+    pub fn slot(&self, id: &str) -> Option<&Arc<Slot>> {
+        self.slots.get(id)
+    }
+
+    /// Makes sure `id` (and the services it needs) are up; returns what its users see.
+    pub fn ensure_up<'a>(&'a self, id: &'a str, cancel: &'a CancellationToken) -> std::pin::Pin<Box<dyn Future<Output = Result<ServiceInfo, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let slot = self.slots.get(id).ok_or_else(|| format!("`{id}` is not a service"))?;
+            let mut phase = slot.phase.lock().await;
+            match &*phase {
+                Phase::Up { info, .. } => return Ok(info.clone()),
+                Phase::Failed(message) => return Err(message.clone()),
+                Phase::Stopped => return Err(format!("service `{id}` was already stopped")),
+                Phase::Down => {}
+            }
+            for need in slot.step.needs.iter().filter(|n| self.slots.contains_key(*n)) {
+                self.ensure_up(need, cancel).await?;
+            }
+            match self.start(slot, cancel).await {
+                Ok(up) => {
+                    let info = match &up {
+                        Phase::Up { info, .. } => info.clone(),
+                        _ => ServiceInfo::default(),
+                    };
+                    *phase = up;
+                    Ok(info)
+                }
+                Err(message) => {
+                    *phase = Phase::Failed(message.clone());
+                    Err(message)
+                }
+            }
+        })
+    }
+
+    async fn start(&self, slot: &Arc<Slot>, cancel: &CancellationToken) -> Result<Phase, String> {
+        let step = &slot.step;
+        let mut guards = Vec::new();
+        let mut names = step.resources.clone();
+        names.sort();
+        for name in &names {
+            if let Some(lock) = self.resources.get(name) {
+                guards.push(lock.clone().lock_owned().await);
+            }
+        }
+        if let Some(address) = step.ready.as_ref().and_then(|r| probe_address(&r.probe)) {
+            if tokio::net::TcpStream::connect(&address).await.is_ok() {
+                return Err(format!(
+                    "cannot start service `{}`: something already listens on `{address}`\nhint: stop that server, or give this service another port (for example `--set port=...`)",
+                    step.id
+                ));
+            }
+        }
+        let _ = std::fs::remove_file(&slot.log);
+        let line = step.run.clone().unwrap_or_default();
+        let mut env = step.env.clone();
+        for name in &step.pass_env {
+            if let Ok(value) = std::env::var(name) {
+                env.insert(name.clone(), value);
+            }
+        }
+        env.insert("FORGE_STEP".into(), step.id.clone());
+        let mut group = process::spawn(&line, &slot.workspace, &env, &slot.log)
+            .map_err(|e| format!("cannot start service `{}`: {e}", step.id))?;
+        let ready = step.ready.clone().ok_or_else(|| format!("service `{}` has no readiness probe", step.id))?;
+        let started = Instant::now();
+        if let Err(message) = wait_ready(&mut group, &ready.probe, ready.timeout, &slot.log, cancel).await {
+            process::terminate(&mut group, step.stop_grace).await;
+            let tail = process::tail(&slot.log, TAIL).join("\n");
+            return Err(format!("service `{}` {message}\nlast lines of `{}`:\n{tail}", step.id, slot.log.display()));
+        }
+        let info = ServiceInfo {
+            url: step.url.clone(),
+            identity: self.identities.get(&step.id).cloned().unwrap_or_default(),
+            facts: BTreeMap::from([("ready_after_s".to_string(), serde_json::json!(started.elapsed().as_secs_f64()))]),
+        };
+        let stop = CancellationToken::new();
+        let monitor = tokio::spawn(monitor(slot.clone(), group, stop.clone()));
+        Ok(Phase::Up { info, stop, monitor, _guards: guards })
+    }
+
+    /// One planned user of each service in `ids` is done; services with no users left stop.
+    pub async fn user_done(&self, ids: &[String]) {
+        for id in ids {
+            let Some(slot) = self.slots.get(id) else { continue };
+            if slot.users_left.fetch_sub(1, Ordering::SeqCst) == 1 {
+                stop(slot).await;
+            }
+        }
+    }
+
+    /// Stops every service that is up.
+    pub async fn stop_all(&self) {
+        for slot in self.slots.values() {
+            stop(slot).await;
+        }
+    }
+
+    /// Why a service died, if it did.
+    pub fn death(&self, id: &str) -> Option<String> {
+        self.slots.get(id).and_then(|s| s.death.lock().ok().and_then(|d| d.clone()))
+    }
+}
+
+async fn stop(slot: &Slot) {
+    let mut phase = slot.phase.lock().await;
+    if let Phase::Up { stop, monitor, .. } = std::mem::replace(&mut *phase, Phase::Stopped) {
+        stop.cancel();
+        let _ = monitor.await;
+    } else if matches!(*phase, Phase::Stopped) {
+        // keep Stopped (a Down or Failed service stays as it was)
+    }
+}
+
+/// Owns the service's process: stops it when asked, reports when it dies on its own.
+async fn monitor(slot: Arc<Slot>, mut group: Group, stop: CancellationToken) {
+    tokio::select! {
+        status = group.child.wait() => {
+            process::reap_leftovers(group.pgid, slot.step.stop_grace).await;
+            let code = status.ok().and_then(|s| s.code()).map_or("a signal".to_string(), |c| format!("code {c}"));
+            let tail = process::tail(&slot.log, TAIL).join("\n");
+            let message = format!("service `{}` exited ({code}) while steps needed it\nlast lines of `{}`:\n{tail}", slot.step.id, slot.log.display());
+            if let Ok(mut death) = slot.death.lock() {
+                *death = Some(message);
+            }
+            slot.died.cancel();
+        }
+        () = stop.cancelled() => {
+            process::terminate(&mut group, slot.step.stop_grace).await;
+        }
+    }
+}
+
+fn probe_address(probe: &Probe) -> Option<String> {
+    match probe {
+        Probe::Tcp(address) => Some(address.clone()),
+        Probe::Http(url) => {
+            let rest = url.split_once("://")?.1;
+            let host = rest.split('/').next()?;
+            Some(if host.contains(':') { host.to_string() } else { format!("{host}:80") })
+        }
+        Probe::Log(_) => None,
+    }
+}
+
+async fn wait_ready(group: &mut Group, probe: &Probe, timeout: Duration, log: &std::path::Path, cancel: &CancellationToken) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
+    loop {
+        if let Ok(Some(status)) = group.child.try_wait() {
+            return Err(format!("exited ({status}) before it was ready"));
+        }
+        if cancel.is_cancelled() {
+            return Err("start was cancelled".into());
+        }
+        let ready = match probe {
+            Probe::Http(url) => client.get(url).send().await.is_ok_and(|r| r.status().is_success()),
+            Probe::Tcp(address) => tokio::net::TcpStream::connect(address).await.is_ok(),
+            Probe::Log(text) => std::fs::read(log).is_ok_and(|b| String::from_utf8_lossy(&b).contains(text.as_str())),
+        };
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("was not ready after {}", humantime::format_duration(timeout)));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

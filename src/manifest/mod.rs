@@ -1,0 +1,11 @@
+//! Pipeline manifests and profiles: parse (schema), overlay (profiles), render (templating),
+//! validate (resolve), and explain problems (diagnostics).
+pub mod diagnostics;
+pub mod model;
+pub mod profiles;
+pub mod resolve;
+pub mod schema;
+pub mod templating;
+
+pub use model::{Pipeline, Probe, Ready, Step};
+pub use resolve::{LoadOptions, load};

@@ -1,0 +1,141 @@
+//! The validated pipeline: what code after resolution sees. No raw strings, no templates left
+//! unrendered (except a step's `run`, kept as source so it can be rendered against staging paths).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde_json::Value as Json;
+
+/// A resolved pipeline: manifest + profile + `--set`, matrix expanded, templates rendered.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The pipeline's name.
+    pub name: String,
+    /// The manifest file.
+    pub manifest_path: PathBuf,
+    /// The workspace root (absolute); relative paths are relative to it.
+    pub workspace: PathBuf,
+    /// The profile name (`default` when none was given).
+    pub profile: String,
+    /// Where results go, relative to the workspace.
+    pub results_dir: PathBuf,
+    /// Resolved parameters.
+    pub params: IndexMap<String, Json>,
+    /// Steps in declaration order, matrix expanded.
+    pub steps: IndexMap<String, Step>,
+    /// blake3 of the manifest's bytes.
+    pub manifest_digest: String,
+    /// blake3 of the profile chain's bytes (empty without a profile).
+    pub profile_digest: String,
+}
+
+impl Pipeline {
+    /// The lock file that records this profile's step results.
+    pub fn lock_path(&self) -> PathBuf {
+        self.workspace.join(&self.results_dir).join("forge.lock")
+    }
+
+    /// Machine-local state (`.forge/` under the workspace).
+    pub fn state_dir(&self) -> PathBuf {
+        self.workspace.join(".forge")
+    }
+
+    /// The log file of a step.
+    pub fn log_path(&self, step: &str) -> PathBuf {
+        self.state_dir().join("logs").join(&self.profile).join(format!("{step}.log"))
+    }
+}
+
+/// One resolved step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// The id after matrix expansion (`serve-awq`).
+    pub id: String,
+    /// The id as declared (`serve`).
+    pub base: String,
+    /// The kind (`command`, `service`, or a built-in kind).
+    pub kind: String,
+    /// One line on what it does.
+    pub description: Option<String>,
+    /// Ids of the steps it needs.
+    pub needs: Vec<String>,
+    /// Declared inputs (workspace-relative paths or globs).
+    pub inputs: Vec<String>,
+    /// Declared outputs (workspace-relative paths).
+    pub outputs: Vec<String>,
+    /// Variables set for the process.
+    pub env: BTreeMap<String, String>,
+    /// Variables passed through from Forge's environment.
+    pub pass_env: Vec<String>,
+    /// Exclusive resources.
+    pub resources: Vec<String>,
+    /// The command line, rendered with the final output paths.
+    pub run: Option<String>,
+    /// The service's base URL.
+    pub url: Option<String>,
+    /// The service's readiness probe.
+    pub ready: Option<Ready>,
+    /// Longest a command may run.
+    #[serde(with = "humantime_serde_opt")]
+    pub timeout: Option<Duration>,
+    /// SIGTERM-to-SIGKILL grace period.
+    #[serde(with = "humantime_serde")]
+    pub stop_grace: Duration,
+    /// The built-in kind's settings, rendered.
+    pub with: Json,
+    /// This instance's matrix values.
+    pub matrix: BTreeMap<String, Json>,
+    /// The template context the step was rendered with (to re-render `run` for staging).
+    #[serde(skip)]
+    pub context: Json,
+    /// The `run` template source.
+    #[serde(skip)]
+    pub run_source: Option<String>,
+}
+
+impl Step {
+    /// True for long-running services.
+    pub fn is_service(&self) -> bool {
+        self.kind == "service"
+    }
+}
+
+/// A readiness probe.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Ready {
+    /// What to probe.
+    pub probe: Probe,
+    /// How long to wait.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// What a readiness probe checks.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Probe {
+    /// GET answers 2xx.
+    Http(String),
+    /// `host:port` accepts a connection.
+    Tcp(String),
+    /// The log contains this text.
+    Log(String),
+}
+
+mod humantime_serde {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+mod humantime_serde_opt {
+    pub fn serialize<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::humantime_serde::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Raw, wire-level types for pipeline manifests and profiles, exactly as written in TOML.
+//!
+//! Everything here is `deny_unknown_fields` and carries spans for the values other places refer
+//! to, so that later checks can point at the line that is wrong. Nothing here is validated beyond
+//! types: `resolve.rs` turns these into the validated model.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A pipeline manifest (`pipelines/*.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawManifest {
+    /// Pipeline-wide settings.
+    pub pipeline: Option<Spanned<RawPipeline>>,
+    /// Parameters with their defaults; profiles and `--set` override them.
+    #[serde(default)]
+    pub params: IndexMap<Spanned<String>, Spanned<toml::Value>>,
+    /// Steps by id, in declaration order.
+    #[serde(default)]
+    pub steps: IndexMap<Spanned<String>, Spanned<RawStep>>,
+}
+
+/// The `[pipeline]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    /// A short name used in messages.
+    pub name: Option<String>,
+    /// One line on what the pipeline does.
+    pub description: Option<String>,
+    /// The workspace root, relative to the manifest's directory (default `.`).
+    pub workspace: Option<Spanned<String>>,
+    /// Where results and the lock file go (template; default `results/{{ profile.name }}`).
+    pub results: Option<Spanned<String>>,
+}
+
+/// One `[steps.<id>]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// The step kind: `command`, `service`, or a built-in kind.
+    pub kind: Spanned<String>,
+    /// One line on what the step does.
+    pub description: Option<String>,
+    /// Steps whose outputs (or, for services, whose running server) this step uses.
+    #[serde(default)]
+    pub needs: Vec<Spanned<String>>,
+    /// Files, directories or globs whose contents enter the step's key.
+    #[serde(default)]
+    pub inputs: Vec<Spanned<String>>,
+    /// Files or directories the step writes.
+    #[serde(default)]
+    pub outputs: Vec<Spanned<String>>,
+    /// Variables set for the process; their values enter the key.
+    #[serde(default)]
+    pub env: IndexMap<String, Spanned<String>>,
+    /// Variables passed through from Forge's environment; their values enter the key (as digests).
+    #[serde(default)]
+    pub pass_env: Vec<Spanned<String>>,
+    /// Exclusive resources held while the step (or service) runs, e.g. `gpu`.
+    #[serde(default)]
+    pub resources: Vec<Spanned<String>>,
+    /// Fan-out: one step per combination of these lists.
+    #[serde(default)]
+    pub matrix: IndexMap<Spanned<String>, Spanned<Vec<toml::Value>>>,
+    /// The command line (`command` and `service`), run by `sh -c`.
+    pub run: Option<Spanned<String>>,
+    /// The base URL a service publishes to the steps that need it.
+    pub url: Option<Spanned<String>>,
+    /// A service's readiness probe.
+    pub ready: Option<Spanned<RawReady>>,
+    /// Longest a `command` step may run (e.g. `30m`).
+    pub timeout: Option<Spanned<String>>,
+    /// How long a stopped process gets between SIGTERM and SIGKILL (default `10s`).
+    pub stop_grace: Option<Spanned<String>>,
+    /// Settings of a built-in kind.
+    pub with: Option<Spanned<toml::Table>>,
+}
+
+/// A readiness probe: exactly one of `http`, `tcp`, `log`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReady {
+    /// Ready when a GET of this URL answers 2xx.
+    pub http: Option<String>,
+    /// Ready when this `host:port` accepts a connection.
+    pub tcp: Option<String>,
+    /// Ready when this text appears in the service's log.
+    pub log: Option<String>,
+    /// How long to wait for readiness (default `5m`).
+    pub timeout: Option<String>,
+}
+
+/// A profile (`profiles/<name>.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    /// One line on what the profile is for.
+    pub description: Option<String>,
+    /// A profile this one overlays (its values apply first).
+    pub extends: Option<Spanned<String>>,
+    /// Parameter overrides.
+    #[serde(default)]
+    pub params: IndexMap<Spanned<String>, Spanned<toml::Value>>,
+    /// Step setting overrides, by step id.
+    #[serde(default)]
+    pub steps: IndexMap<Spanned<String>, Spanned<RawStepOverlay>>,
+}
+
+/// What a profile may change in a step. The graph (kind, needs, matrix) stays the manifest's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStepOverlay {
+    /// Replaces the step's inputs.
+    pub inputs: Option<Vec<Spanned<String>>>,
+    /// Replaces the step's outputs.
+    pub outputs: Option<Vec<Spanned<String>>>,
+    /// Merged into the step's env (profile wins).
+    #[serde(default)]
+    pub env: IndexMap<String, Spanned<String>>,
+    /// Replaces `pass_env`.
+    pub pass_env: Option<Vec<Spanned<String>>>,
+    /// Replaces the resources.
+    pub resources: Option<Vec<Spanned<String>>>,
+    /// Replaces the command line.
+    pub run: Option<Spanned<String>>,
+    /// Replaces the service URL.
+    pub url: Option<Spanned<String>>,
+    /// Replaces the readiness probe.
+    pub ready: Option<Spanned<RawReady>>,
+    /// Replaces the timeout.
+    pub timeout: Option<Spanned<String>>,
+    /// Replaces the stop grace period.
+    pub stop_grace: Option<Spanned<String>>,
+    /// Deep-merged into the built-in kind's settings (profile wins).
+    pub with: Option<Spanned<toml::Table>>,
+}

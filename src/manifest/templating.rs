@@ -1,0 +1,147 @@
+//! minijinja templates over params, profile, step outputs and platform facts, rendered in strict
+//! mode: an undefined variable is an error naming the variable, never an empty string.
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde_json::Value as Json;
+
+use super::diagnostics::{closest, list};
+
+/// Renders manifest strings.
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+/// Why a template did not render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateError {
+    /// What went wrong, for the user.
+    pub message: String,
+    /// A hint, such as "did you mean `params.model`?".
+    pub help: Option<String>,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        Self { env }
+    }
+}
+
+impl Renderer {
+    /// Renders `source` to a string.
+    pub fn render(&self, source: &str, context: &Json) -> Result<String, TemplateError> {
+        if !source.contains("{{") && !source.contains("{%") {
+            return Ok(source.to_string());
+        }
+        let ctx = minijinja::Value::from(minijinja::value::Serde(context));
+        self.env
+            .render_str(source, ctx)
+            .map_err(|err| self.explain(source, context, &err))
+    }
+
+    /// Renders `source` to a typed value: a string that is exactly one `{{ expression }}` keeps
+    /// the expression's type (a list stays a list); anything else renders to a string.
+    pub fn render_value(&self, source: &str, context: &Json) -> Result<Json, TemplateError> {
+        if let Some(expr) = single_expression(source) {
+            let ctx = minijinja::Value::from(minijinja::value::Serde(context));
+            let compiled = self
+                .env
+                .compile_expression(expr)
+                .map_err(|err| self.explain(source, context, &err))?;
+            let value = compiled.eval(ctx).map_err(|err| self.explain(source, context, &err))?;
+            if value.is_undefined() {
+                return Err(self.explain(source, context, &minijinja::Error::from(
+                    minijinja::ErrorKind::UndefinedError,
+                )));
+            }
+            return serde_json::to_value(&value).map_err(|err| TemplateError {
+                message: format!("template `{source}` produced a value that is not data: {err}"),
+                help: None,
+            });
+        }
+        self.render(source, context).map(Json::String)
+    }
+
+    fn explain(&self, source: &str, context: &Json, err: &minijinja::Error) -> TemplateError {
+        if let Some((path, help)) = self.find_undefined(source, context) {
+            return TemplateError { message: format!("undefined variable `{path}` in template"), help };
+        }
+        let detail = err.detail().map(|d| format!(": {d}")).unwrap_or_default();
+        TemplateError { message: format!("template error: {}{detail}", err.kind()), help: None }
+    }
+
+    /// Finds the first variable path the template uses that the context lacks.
+    fn find_undefined(&self, source: &str, context: &Json) -> Option<(String, Option<String>)> {
+        let template = self.env.template_from_str(source).ok()?;
+        let mut paths: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+        paths.sort();
+        for path in paths {
+            let mut node = context;
+            let mut walked = Vec::new();
+            for part in path.split('.') {
+                match node.get(part) {
+                    Some(next) => {
+                        node = next;
+                        walked.push(part);
+                    }
+                    None => {
+                        let prefix = walked.iter().map(|w| format!("{w}.")).collect::<String>();
+                        let siblings: Vec<&str> = node
+                            .as_object()
+                            .map(|o| o.keys().map(String::as_str).collect())
+                            .unwrap_or_default();
+                        let help = match closest(part, siblings.iter().copied()) {
+                            Some(best) => Some(format!("did you mean `{prefix}{best}`?")),
+                            None if !siblings.is_empty() => Some(format!(
+                                "defined here: {}",
+                                list(siblings.iter().map(|s| format!("{prefix}{s}")))
+                            )),
+                            None => None,
+                        };
+                        return Some((format!("{prefix}{part}"), help));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// `Some(expr)` when `source` is exactly `{{ expr }}` (surrounding whitespace allowed).
+fn single_expression(source: &str) -> Option<&str> {
+    let inner = source.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_strings_and_native_values() {
+        let r = Renderer::default();
+        let ctx = json!({"params": {"model": "m", "levels": [1, 4]}});
+        assert_eq!(r.render("x-{{ params.model }}", &ctx).unwrap(), "x-m");
+        assert_eq!(r.render_value("{{ params.levels }}", &ctx).unwrap(), json!([1, 4]));
+        assert_eq!(r.render_value("{{ params.levels }} ", &ctx).unwrap(), json!([1, 4]));
+        assert_eq!(r.render_value("n={{ params.levels[0] }}", &ctx).unwrap(), json!("n=1"));
+        assert_eq!(r.render("no template", &ctx).unwrap(), "no template");
+    }
+
+    #[test]
+    fn undefined_variables_are_errors_with_suggestions() {
+        let r = Renderer::default();
+        let ctx = json!({"params": {"model": "m"}});
+        let err = r.render("{{ params.modle }}", &ctx).unwrap_err();
+        assert_eq!(err.message, "undefined variable `params.modle` in template");
+        assert_eq!(err.help.as_deref(), Some("did you mean `params.model`?"));
+        let err = r.render_value("{{ parms.model }}", &ctx).unwrap_err();
+        assert_eq!(err.message, "undefined variable `parms` in template");
+        assert_eq!(err.help.as_deref(), Some("did you mean `params`?"));
+    }
+}

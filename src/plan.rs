@@ -1,0 +1,347 @@
+//! What a run would do and why: for every step, fresh / stale / will-skip / pending, with the
+//! reasons at field level. A step runs only if it is stale *and* it was asked for, or a step that
+//! runs needs its outputs. `forge plan`, `forge run --dry-run` and the executor share this.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cache::{KeyParts, LockFile, StatCache};
+use crate::manifest::diagnostics::did_you_mean;
+use crate::manifest::{Pipeline, Step};
+
+/// Which steps a run asks for and which it forces.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// `--only`: just these steps (their missing upstream outputs are still produced).
+    pub only: Vec<String>,
+    /// `--from`: this step and everything downstream of it.
+    pub from: Option<String>,
+    /// `--force`: rerun these even if fresh.
+    pub force: Vec<String>,
+    /// `--force-all`.
+    pub force_all: bool,
+}
+
+/// What the executor will do with a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Stale and needed: it runs.
+    Run,
+    /// Decided when its upstream finishes: runs only if the upstream outputs changed.
+    Pending,
+    /// Fresh: nothing to do.
+    Fresh,
+    /// Stale or absent, but nothing asks for it.
+    WillSkip,
+    /// A service some running step needs: it starts.
+    Start,
+    /// A service nothing running needs: it stays down.
+    Idle,
+}
+
+impl Action {
+    /// The word `forge plan` prints.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Run => "stale",
+            Action::Pending => "pending",
+            Action::Fresh => "fresh",
+            Action::WillSkip => "will-skip",
+            Action::Start => "will-start",
+            Action::Idle => "idle",
+        }
+    }
+
+    /// True when the step may execute.
+    pub fn may_run(self) -> bool {
+        matches!(self, Action::Run | Action::Pending)
+    }
+}
+
+/// The plan for one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepPlan {
+    /// The step id.
+    pub id: String,
+    /// Its kind.
+    pub kind: String,
+    /// What will happen.
+    pub action: Action,
+    /// Why, one line per reason.
+    pub reasons: Vec<String>,
+}
+
+/// A step's state against its record.
+#[derive(Debug, Clone)]
+pub enum State {
+    /// Key matches and outputs are as recorded.
+    Fresh,
+    /// Key matches but some outputs are missing.
+    Absent(Vec<String>),
+    /// Must rerun, with reasons.
+    Stale(Vec<String>),
+}
+
+/// Errors in a selection (unknown step names): usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SelectionError(pub String);
+
+/// Expands names (instance or declared ids) to instance ids.
+pub fn expand_names(pipeline: &Pipeline, names: &[String], flag: &str) -> Result<BTreeSet<String>, SelectionError> {
+    let mut out = BTreeSet::new();
+    for name in names.iter().flat_map(|n| n.split(',')).map(str::trim).filter(|n| !n.is_empty()) {
+        let found: Vec<&String> = pipeline.steps.values().filter(|s| s.id == name || s.base == name).map(|s| &s.id).collect();
+        if found.is_empty() {
+            let ids: BTreeSet<&str> = pipeline.steps.values().flat_map(|s| [s.id.as_str(), s.base.as_str()]).collect();
+            let hint = did_you_mean(name, ids.iter().copied()).unwrap_or_else(|| format!("steps: {}", crate::manifest::diagnostics::list(&ids)));
+            return Err(SelectionError(format!("`{flag} {name}`: no step `{name}` in `{}`\nhint: {hint}", pipeline.manifest_path.display())));
+        }
+        out.extend(found.into_iter().cloned());
+    }
+    Ok(out)
+}
+
+/// Computes the key parts of `step` from the lock file's upstream records.
+pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatCache) -> KeyParts {
+    let schema = crate::steps::kind_of(step).map_or(1, |k| k.schema_version());
+    let config = if step.is_service() {
+        json!({"run": step.run, "url": step.url})
+    } else {
+        json!({"run": step.run, "with": step.with, "outputs": step.outputs})
+    };
+    let mut env: BTreeMap<String, String> =
+        step.env.iter().map(|(k, v)| (k.clone(), blake3::hash(v.as_bytes()).to_hex().to_string())).collect();
+    for name in &step.pass_env {
+        let value = std::env::var(name).map_or_else(|_| "unset".to_string(), |v| blake3::hash(v.as_bytes()).to_hex().to_string());
+        env.insert(name.clone(), value);
+    }
+    let mut upstream = BTreeMap::new();
+    let mut services = BTreeMap::new();
+    for need in &step.needs {
+        let Some(dep) = pipeline.steps.get(need) else { continue };
+        if dep.is_service() {
+            services.insert(need.clone(), key_parts(pipeline, dep, lock, stat));
+        } else {
+            let digests = lock.steps.get(need).map(|r| r.output_digests()).unwrap_or_default();
+            upstream.insert(need.clone(), digests);
+        }
+    }
+    KeyParts {
+        kind: step.kind.clone(),
+        schema,
+        config,
+        inputs: input_digests(&pipeline.workspace, &step.inputs, stat),
+        env,
+        upstream,
+        services,
+    }
+}
+
+fn input_digests(workspace: &Path, inputs: &[String], stat: &StatCache) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for input in inputs {
+        if input.contains(['*', '?', '[']) {
+            let pattern = workspace.join(input).display().to_string();
+            let mut matched: Vec<_> = glob::glob(&pattern).map(|paths| paths.filter_map(Result::ok).collect()).unwrap_or_default();
+            matched.sort();
+            if matched.is_empty() {
+                out.insert(input.clone(), "missing".into());
+            }
+            for path in matched {
+                let relative = path.strip_prefix(workspace).unwrap_or(&path).display().to_string();
+                out.insert(relative, digest_or_reason(stat, &path));
+            }
+        } else {
+            out.insert(input.clone(), digest_or_reason(stat, &workspace.join(input)));
+        }
+    }
+    out
+}
+
+fn digest_or_reason(stat: &StatCache, path: &Path) -> String {
+    match stat.digest(path) {
+        Ok(Some(d)) => d.digest,
+        Ok(None) => "missing".into(),
+        Err(err) => format!("unreadable: {err}"),
+    }
+}
+
+/// Compares a step with its record.
+pub fn state(pipeline: &Pipeline, step: &Step, parts: &KeyParts, lock: &LockFile, stat: &StatCache, forced: bool) -> State {
+    let Some(record) = lock.steps.get(&step.id) else {
+        return State::Stale(vec!["never run".into()]);
+    };
+    let mut reasons = Vec::new();
+    if forced {
+        reasons.push("forced".into());
+    }
+    if record.key != parts.digest() {
+        let diff = parts.diff(&record.parts);
+        reasons.extend(if diff.is_empty() { vec!["key changed".to_string()] } else { diff });
+    }
+    let mut missing = Vec::new();
+    for output in &step.outputs {
+        let recorded = record.outputs.get(output);
+        match stat.digest(&pipeline.workspace.join(output)) {
+            Ok(None) => missing.push(format!("output `{output}` is missing")),
+            Ok(Some(d)) if recorded.is_some_and(|r| r.digest == d.digest) => {}
+            Ok(Some(_)) => reasons.push(format!("output `{output}` was modified since it was recorded")),
+            Err(err) => reasons.push(format!("output `{output}` is unreadable: {err}")),
+        }
+    }
+    match (reasons.is_empty(), missing.is_empty()) {
+        (true, true) => State::Fresh,
+        (true, false) => State::Absent(missing),
+        (false, _) => {
+            reasons.extend(missing);
+            State::Stale(reasons)
+        }
+    }
+}
+
+/// Non-service steps whose outputs `id` uses: its own needs, and those of the services it needs.
+pub fn material_upstream(pipeline: &Pipeline, id: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for need in &pipeline.steps[id].needs {
+        if pipeline.steps[need].is_service() {
+            out.extend(material_upstream(pipeline, need));
+        } else {
+            out.push(need.clone());
+        }
+    }
+    out
+}
+
+/// Plans every step.
+pub fn plan(pipeline: &Pipeline, lock: &LockFile, stat: &StatCache, selection: &Selection) -> Result<Vec<StepPlan>, SelectionError> {
+    let order = crate::graph::order(pipeline);
+    let forced = if selection.force_all { pipeline.steps.keys().cloned().collect() } else { expand_names(pipeline, &selection.force, "--force")? };
+    let only = expand_names(pipeline, &selection.only, "--only")?;
+    let targets: BTreeSet<String> = if !only.is_empty() {
+        only.clone()
+    } else if let Some(from) = &selection.from {
+        crate::graph::downstream(pipeline, &expand_names(pipeline, std::slice::from_ref(from), "--from")?)
+    } else {
+        pipeline.steps.keys().cloned().collect()
+    };
+    let states: BTreeMap<&str, State> = order
+        .iter()
+        .filter(|id| !pipeline.steps[*id].is_service())
+        .map(|id| {
+            let step = &pipeline.steps[id];
+            let parts = key_parts(pipeline, step, lock, stat);
+            (id.as_str(), state(pipeline, step, &parts, lock, stat, forced.contains(id)))
+        })
+        .collect();
+    let mut actions: BTreeMap<&str, Action> = BTreeMap::new();
+    let mut why: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (id, st) in &states {
+        let final_step = crate::graph::consumers(pipeline, id).iter().all(|c| pipeline.steps[*c].is_service());
+        let action = match st {
+            State::Stale(r) if targets.contains(*id) => {
+                why.insert(id, r.clone());
+                Action::Run
+            }
+            State::Absent(r) if targets.contains(*id) && (final_step || only.contains(*id)) => {
+                why.insert(id, r.clone());
+                Action::Run
+            }
+            State::Fresh => Action::Fresh,
+            State::Stale(r) | State::Absent(r) => {
+                why.insert(id, r.clone());
+                Action::WillSkip
+            }
+        };
+        actions.insert(id, action);
+    }
+    propagate(pipeline, &order, &states, &targets, !only.is_empty(), &mut actions, &mut why);
+    Ok(order.iter().map(|id| step_plan(pipeline, id, &actions, &mut why)).collect())
+}
+
+/// Materializes upstream outputs that running steps need, and marks downstream steps pending.
+fn propagate<'p>(
+    pipeline: &'p Pipeline,
+    order: &'p [String],
+    states: &BTreeMap<&str, State>,
+    targets: &BTreeSet<String>,
+    only_mode: bool,
+    actions: &mut BTreeMap<&'p str, Action>,
+    why: &mut BTreeMap<&'p str, Vec<String>>,
+) {
+    loop {
+        let mut changed = false;
+        for id in order.iter().rev() {
+            if !actions.get(id.as_str()).is_some_and(|a| a.may_run()) {
+                continue;
+            }
+            for up in material_upstream(pipeline, id) {
+                let up = order.iter().find(|o| **o == up).map_or("", String::as_str);
+                let materialize = match &states[up] {
+                    State::Absent(_) => true,
+                    State::Stale(_) => !only_mode || targets.contains(up),
+                    State::Fresh => false,
+                };
+                if materialize && actions[up] == Action::WillSkip {
+                    actions.insert(up, Action::Run);
+                    why.entry(up).or_default().push(format!("needed by `{id}`"));
+                    changed = true;
+                }
+            }
+        }
+        for id in order {
+            if pipeline.steps[id].is_service() || !targets.contains(id) || actions[id.as_str()] != Action::Fresh {
+                continue;
+            }
+            let running: Vec<String> = material_upstream(pipeline, id).into_iter().filter(|u| actions[u.as_str()].may_run()).collect();
+            if !running.is_empty() {
+                actions.insert(id, Action::Pending);
+                why.insert(id, vec![format!("reruns if the outputs of {} change", crate::manifest::diagnostics::list(&running))]);
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+fn step_plan(pipeline: &Pipeline, id: &str, actions: &BTreeMap<&str, Action>, why: &mut BTreeMap<&str, Vec<String>>) -> StepPlan {
+    let step = &pipeline.steps[id];
+    let (action, reasons) = if step.is_service() {
+        let users: Vec<&str> = service_users(pipeline, id).into_iter().filter(|c| actions.get(*c).is_some_and(|a| a.may_run())).collect();
+        if users.is_empty() {
+            (Action::Idle, vec!["no step that runs needs it".to_string()])
+        } else {
+            (Action::Start, vec![format!("needed by {}", crate::manifest::diagnostics::list(&users))])
+        }
+    } else {
+        let action = actions[id];
+        let mut reasons = why.remove(id).unwrap_or_default();
+        if action == Action::WillSkip {
+            reasons.push("not needed: nothing that runs uses its outputs".into());
+        }
+        if action == Action::Fresh {
+            reasons.push("key and outputs match the record".into());
+        }
+        (action, reasons)
+    };
+    StepPlan { id: id.to_string(), kind: step.kind.clone(), action, reasons }
+}
+
+/// Non-service steps that need the service `id`, directly or through other services.
+pub fn service_users<'p>(pipeline: &'p Pipeline, id: &str) -> Vec<&'p str> {
+    let mut out = Vec::new();
+    for consumer in crate::graph::consumers(pipeline, id) {
+        if pipeline.steps[consumer].is_service() {
+            out.extend(service_users(pipeline, consumer));
+        } else {
+            out.push(consumer);
+        }
+    }
+    out
+}

@@ -1,0 +1,79 @@
+//! The `command` kind: a one-shot process in its own process group, output to the step's log.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+
+use super::process;
+use super::{Outcome, StepError, StepFuture, StepIo, StepKind};
+use crate::manifest::Step;
+
+/// Runs `run` with `sh -c`.
+pub struct Command;
+
+impl StepKind for Command {
+    fn name(&self) -> &'static str {
+        "command"
+    }
+
+    fn schema_version(&self) -> u32 {
+        1
+    }
+
+    fn check(&self, _with: &Json) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn run<'a>(&'a self, step: &'a Step, io: StepIo) -> StepFuture<'a> {
+        Box::pin(run(step, io))
+    }
+}
+
+async fn run(step: &Step, io: StepIo) -> Result<Outcome, StepError> {
+    let line = render_with_staging(step, &io)?;
+    let env = process_env(step, &io);
+    let mut group = process::spawn(&line, &io.workspace, &env, &io.log)
+        .map_err(|e| StepError::new(format!("cannot start `sh -c {line}`: {e}")))?;
+    let timeout = step.timeout.unwrap_or(std::time::Duration::MAX);
+    let status = tokio::select! {
+        status = group.child.wait() => status.map_err(|e| StepError::new(format!("waiting for the process failed: {e}")))?,
+        () = io.cancel.cancelled() => {
+            process::terminate(&mut group, step.stop_grace).await;
+            return Err(StepError::new("cancelled"));
+        }
+        () = tokio::time::sleep(timeout) => {
+            process::terminate(&mut group, step.stop_grace).await;
+            return Err(StepError::new(format!("timed out after {}", humantime::format_duration(timeout))));
+        }
+    };
+    process::reap_leftovers(group.pgid, step.stop_grace).await;
+    match status.code() {
+        Some(0) => Ok(Outcome { exit_code: Some(0) }),
+        Some(code) => Err(StepError::new(format!("exited with code {code}"))),
+        None => Err(StepError::new("killed by a signal")),
+    }
+}
+
+/// The command line with `outputs` pointing at the staging paths.
+fn render_with_staging(step: &Step, io: &StepIo) -> Result<String, StepError> {
+    let source = step.run_source.as_deref().unwrap_or_default();
+    let mut context = step.context.clone();
+    context["outputs"] = Json::from(io.outputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>());
+    crate::manifest::templating::Renderer::default()
+        .render(source, &context)
+        .map_err(|e| StepError::new(format!("cannot render `run`: {}", e.message)))
+}
+
+/// Declared env, passed-through env, and `FORGE_*` facts.
+pub fn process_env(step: &Step, io: &StepIo) -> BTreeMap<String, String> {
+    let mut env = step.env.clone();
+    for name in &step.pass_env {
+        if let Ok(value) = std::env::var(name) {
+            env.insert(name.clone(), value);
+        }
+    }
+    env.insert("FORGE_STEP".into(), step.id.clone());
+    env.insert("FORGE_PROFILE".into(), io.provenance.profile.clone());
+    env.insert("FORGE_WORKSPACE".into(), io.workspace.display().to_string());
+    env
+}
