@@ -151,8 +151,8 @@ fn print_summary(report: &executor::RunReport) {
             Status::Skipped => ("skipped", None),
             Status::Failed(why) => ("FAILED", Some(why)),
             Status::NotRun(why) => ("not run", Some(why)),
-            Status::Service(true) => ("started", None),
-            Status::Service(false) => ("idle", None),
+            Status::Started => ("started", None),
+            Status::Idle => ("idle", None),
         };
         let duration = if step.duration_s > 0.0 { executor::format_secs(step.duration_s) } else { "-".into() };
         let cached = if step.cached { "yes" } else { "no" };

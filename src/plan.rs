@@ -134,6 +134,7 @@ pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatC
     KeyParts {
         kind: step.kind.clone(),
         schema,
+        params: step.params.clone(),
         config,
         inputs: input_digests(&pipeline.workspace, &step.inputs, stat),
         env,
@@ -182,7 +183,7 @@ pub fn state(pipeline: &Pipeline, step: &Step, parts: &KeyParts, lock: &LockFile
     }
     if record.key != parts.digest() {
         let diff = parts.diff(&record.parts);
-        reasons.extend(if diff.is_empty() { vec!["key changed".to_string()] } else { diff });
+        reasons.extend(if diff.is_empty() { vec!["key format changed (recorded by another Forge version)".to_string()] } else { diff });
     }
     let mut missing = Vec::new();
     for output in &step.outputs {
@@ -259,7 +260,8 @@ pub fn plan(pipeline: &Pipeline, lock: &LockFile, stat: &StatCache, selection: &
         };
         actions.insert(id, action);
     }
-    propagate(pipeline, &order, &states, &targets, !only.is_empty(), &mut actions, &mut why);
+    let narrowed = !only.is_empty() || selection.from.is_some();
+    propagate(pipeline, &order, &states, &targets, narrowed, &mut actions, &mut why);
     Ok(order.iter().map(|id| step_plan(pipeline, id, &actions, &mut why)).collect())
 }
 
@@ -269,7 +271,7 @@ fn propagate<'p>(
     order: &'p [String],
     states: &BTreeMap<&str, State>,
     targets: &BTreeSet<String>,
-    only_mode: bool,
+    narrowed: bool,
     actions: &mut BTreeMap<&'p str, Action>,
     why: &mut BTreeMap<&'p str, Vec<String>>,
 ) {
@@ -283,7 +285,7 @@ fn propagate<'p>(
                 let up = order.iter().find(|o| **o == up).map_or("", String::as_str);
                 let materialize = match &states[up] {
                     State::Absent(_) => true,
-                    State::Stale(_) => !only_mode || targets.contains(up),
+                    State::Stale(_) => !narrowed || targets.contains(up),
                     State::Fresh => false,
                 };
                 if materialize && actions[up] == Action::WillSkip {

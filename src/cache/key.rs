@@ -14,6 +14,9 @@ pub struct KeyParts {
     pub kind: String,
     /// The kind's schema version (bumped when a built-in kind changes what it writes).
     pub schema: u32,
+    /// The parameters its templates read: name -> resolved value.
+    #[serde(default)]
+    pub params: BTreeMap<String, Json>,
     /// The resolved step configuration (command line, settings, output paths).
     pub config: Json,
     /// Declared inputs: path -> content digest (`missing` when absent).
@@ -40,7 +43,18 @@ impl KeyParts {
         if self.kind != old.kind || self.schema != old.schema {
             reasons.push(format!("step kind changed: `{}` v{} -> `{}` v{}", old.kind, old.schema, self.kind, self.schema));
         }
-        diff_json("", &old.config, &self.config, &mut reasons);
+        let params_changed = self.params != old.params;
+        for (name, value) in &self.params {
+            match old.params.get(name) {
+                Some(before) if before == value => {}
+                Some(before) => reasons.push(format!("param `{name}` changed: {} -> {}", short(before), short(value))),
+                None => reasons.push(format!("now reads param `{name}`")),
+            }
+        }
+        // A changed param re-renders the config; name the param, not every field it touched.
+        if !params_changed {
+            diff_json("", &old.config, &self.config, &mut reasons);
+        }
         diff_maps("input", &old.inputs, &self.inputs, &mut reasons);
         diff_maps("env", &old.env, &self.env, &mut reasons);
         for (step, outputs) in &self.upstream {

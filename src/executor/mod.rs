@@ -46,8 +46,10 @@ pub enum Status {
     Failed(String),
     /// It did not start: an upstream step failed or the run stopped.
     NotRun(String),
-    /// A service: started or not.
-    Service(bool),
+    /// A service that was started for this run.
+    Started,
+    /// A service nothing needed.
+    Idle,
 }
 
 /// One row of the summary.
@@ -166,7 +168,8 @@ pub async fn execute(
 
 fn idle_result(p: &StepPlan, shared: &Shared) -> StepResult {
     let status = match p.action {
-        Action::Start | Action::Idle => Status::Service(shared.services.slot(&p.id).is_some_and(|s| s.died.is_cancelled()) || p.action == Action::Start),
+        Action::Start | Action::Idle if shared.services.was_started(&p.id) => Status::Started,
+        Action::Start | Action::Idle => Status::Idle,
         Action::Fresh => Status::Fresh,
         _ => Status::Skipped,
     };

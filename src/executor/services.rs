@@ -32,6 +32,7 @@ pub struct Slot {
     workspace: std::path::PathBuf,
     phase: Mutex<Phase>,
     users_left: AtomicUsize,
+    started: std::sync::atomic::AtomicBool,
     /// Fires when the service exits while it should be up.
     pub died: CancellationToken,
     death: std::sync::Mutex<Option<String>>,
@@ -60,6 +61,7 @@ impl Services {
                 workspace: workspace.to_path_buf(),
                 phase: Mutex::new(Phase::Down),
                 users_left: AtomicUsize::new(users),
+                started: std::sync::atomic::AtomicBool::new(false),
                 died: CancellationToken::new(),
                 death: std::sync::Mutex::new(None),
                 step,
@@ -145,6 +147,7 @@ impl Services {
             identity: self.identities.get(&step.id).cloned().unwrap_or_default(),
             facts: BTreeMap::from([("ready_after_s".to_string(), serde_json::json!(started.elapsed().as_secs_f64()))]),
         };
+        slot.started.store(true, Ordering::SeqCst);
         let stop = CancellationToken::new();
         let monitor = tokio::spawn(monitor(slot.clone(), group, stop.clone()));
         Ok(Phase::Up { info, stop, monitor, _guards: guards })
@@ -165,6 +168,11 @@ impl Services {
         for slot in self.slots.values() {
             stop(slot).await;
         }
+    }
+
+    /// True when service `id` was started during this run.
+    pub fn was_started(&self, id: &str) -> bool {
+        self.slots.get(id).is_some_and(|s| s.started.load(Ordering::SeqCst))
     }
 
     /// Why a service died, if it did.

@@ -86,6 +86,8 @@ pub struct Step {
     pub stop_grace: Duration,
     /// The built-in kind's settings, rendered.
     pub with: Json,
+    /// The parameters its templates read, with their resolved values.
+    pub params: BTreeMap<String, Json>,
     /// This instance's matrix values.
     pub matrix: BTreeMap<String, Json>,
     /// The template context the step was rendered with (to re-render `run` for staging).

@@ -165,6 +165,9 @@ fn unknown_param(name: &str, params: &IndexMap<String, Json>) -> UnknownParam {
 fn check_type(name: &str, current: &Json, new: Json) -> Result<Json, String> {
     let same = std::mem::discriminant(current) == std::mem::discriminant(&new);
     match (current, &new) {
+        (Json::Number(c), Json::Number(n)) if !c.is_f64() && n.is_f64() => Err(format!(
+            "parameter `{name}` takes an integer (its default is `{current}`), not a fractional number"
+        )),
         _ if same => Ok(new),
         (Json::Number(c), Json::Number(_)) if c.is_f64() => Ok(new),
         (Json::String(_), Json::Number(_) | Json::Bool(_)) => Ok(Json::String(new.to_string())),

@@ -402,12 +402,40 @@ impl<'a> Resolver<'a> {
             timeout,
             stop_grace: stop_grace.unwrap_or_default(),
             with,
+            params: self.params_used(d),
             matrix: inst.matrix.clone(),
             context,
             run_source: d.run.as_ref().map(|r| r.value.clone()),
         };
         self.check_kind(d, &step);
         (self.errors.items.len() == errors_before).then_some(step)
+    }
+
+    /// Parameters read by any template of the step, with their values.
+    fn params_used(&self, d: &Declared) -> BTreeMap<String, Json> {
+        let mut sources: Vec<String> = Vec::new();
+        let all = [&d.needs, &d.inputs, &d.outputs].into_iter().flatten().map(|l| l.value.clone());
+        sources.extend(all);
+        sources.extend(d.env.values().map(|l| l.value.clone()));
+        sources.extend([&d.run, &d.url].into_iter().flatten().map(|l| l.value.clone()));
+        if let Some(r) = &d.ready {
+            sources.extend([&r.value.http, &r.value.tcp, &r.value.log].into_iter().flatten().cloned());
+        }
+        if let Some(w) = &d.with {
+            collect_strings(&toml::Value::Table(w.value.clone()), &mut sources);
+        }
+        let params = &self.base["params"];
+        let mut out = BTreeMap::new();
+        for name in sources.iter().flat_map(|s| self.renderer.params_used(s)) {
+            if name == "*" {
+                if let Some(map) = params.as_object() {
+                    out.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+            } else if let Some(value) = params.get(&name) {
+                out.insert(name, value.clone());
+            }
+        }
+        out
     }
 
     fn ready(&mut self, loc: &Loc<RawReady>, context: &Json) -> Option<Ready> {
@@ -546,6 +574,15 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
+    }
+}
+
+fn collect_strings(value: &toml::Value, out: &mut Vec<String>) {
+    match value {
+        toml::Value::String(s) => out.push(s.clone()),
+        toml::Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        toml::Value::Table(t) => t.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
     }
 }
 

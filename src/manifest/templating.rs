@@ -63,6 +63,25 @@ impl Renderer {
         self.render(source, context).map(Json::String)
     }
 
+    /// Names of the parameters a template reads (`params.x` -> `x`; bare `params` -> `*`).
+    pub fn params_used(&self, source: &str) -> Vec<String> {
+        if !source.contains("{{") && !source.contains("{%") {
+            return Vec::new();
+        }
+        let Ok(template) = self.env.template_from_str(source) else { return Vec::new() };
+        let mut names: Vec<String> = template
+            .undeclared_variables(true)
+            .into_iter()
+            .filter_map(|path| {
+                let mut parts = path.split('.');
+                (parts.next() == Some("params")).then(|| parts.next().unwrap_or("*").to_string())
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     fn explain(&self, source: &str, context: &Json, err: &minijinja::Error) -> TemplateError {
         if let Some((path, help)) = self.find_undefined(source, context) {
             return TemplateError { message: format!("undefined variable `{path}` in template"), help };
@@ -92,6 +111,9 @@ impl Renderer {
                             .map(|o| o.keys().map(String::as_str).collect())
                             .unwrap_or_default();
                         let help = match closest(part, siblings.iter().copied()) {
+                            _ if walked == ["steps"] => Some(format!(
+                                "a template sees `steps.<id>` only for the steps it needs; add `needs = [\"{part}\"]`"
+                            )),
                             Some(best) => Some(format!("did you mean `{prefix}{best}`?")),
                             None if !siblings.is_empty() => Some(format!(
                                 "defined here: {}",
