@@ -242,7 +242,7 @@ pub fn plan(pipeline: &Pipeline, lock: &LockFile, stat: &StatCache, selection: &
     let mut actions: BTreeMap<&str, Action> = BTreeMap::new();
     let mut why: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (id, st) in &states {
-        let final_step = crate::graph::consumers(pipeline, id).iter().all(|c| pipeline.steps[*c].is_service());
+        let final_step = crate::graph::consumers(pipeline, id).is_empty();
         let action = match st {
             State::Stale(r) if targets.contains(*id) => {
                 why.insert(id, r.clone());
