@@ -6,7 +6,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{LockFile, StatCache, WorkspaceLock};
-use crate::cli::{CleanArgs, GraphArgs, GraphFormat, PipelineArgs, PlanArgs, ProfilesArgs, RunArgs, SelectArgs, ShowArgs};
+use crate::cli::{
+    CleanArgs, GraphArgs, GraphFormat, PipelineArgs, PlanArgs, ProfilesArgs, RunArgs, SelectArgs,
+    ShowArgs,
+};
 use crate::executor::{self, Progress, RunOptions, Status};
 use crate::manifest::{self, LoadOptions, Pipeline};
 use crate::plan::{self, Selection, StepPlan};
@@ -29,7 +32,10 @@ pub struct Failure {
 
 impl Failure {
     fn usage(message: impl std::fmt::Display) -> Self {
-        Self { code: EXIT_USAGE, message: format!("error: {message}") }
+        Self {
+            code: EXIT_USAGE,
+            message: format!("error: {message}"),
+        }
     }
 }
 
@@ -39,12 +45,24 @@ fn color() -> bool {
 
 /// Loads and validates the pipeline named by the arguments.
 pub fn load(args: &PipelineArgs) -> Result<Pipeline, Failure> {
-    let options = LoadOptions { manifest: args.manifest.clone(), profile: args.profile.clone(), sets: args.sets.clone() };
-    manifest::load(&options).map_err(|errors| Failure { code: EXIT_USAGE, message: errors.render(color()) })
+    let options = LoadOptions {
+        manifest: args.manifest.clone(),
+        profile: args.profile.clone(),
+        sets: args.sets.clone(),
+    };
+    manifest::load(&options).map_err(|errors| Failure {
+        code: EXIT_USAGE,
+        message: errors.render(color()),
+    })
 }
 
 fn selection(select: &SelectArgs) -> Selection {
-    Selection { only: select.only.clone(), from: select.from.clone(), force: select.force.clone(), force_all: select.force_all }
+    Selection {
+        only: select.only.clone(),
+        from: select.from.clone(),
+        force: select.force.clone(),
+        force_all: select.force_all,
+    }
 }
 
 fn load_state(pipeline: &Pipeline) -> Result<(LockFile, StatCache), Failure> {
@@ -57,7 +75,8 @@ fn load_state(pipeline: &Pipeline) -> Result<(LockFile, StatCache), Failure> {
 pub fn plan(args: &PlanArgs) -> Result<i32, Failure> {
     let pipeline = load(&args.pipeline)?;
     let (lock, stat) = load_state(&pipeline)?;
-    let plans = plan::plan(&pipeline, &lock, &stat, &selection(&args.select)).map_err(Failure::usage)?;
+    let plans =
+        plan::plan(&pipeline, &lock, &stat, &selection(&args.select)).map_err(Failure::usage)?;
     let _ = stat.save();
     print_plan(&pipeline, &plans, args.json);
     Ok(0)
@@ -66,24 +85,52 @@ pub fn plan(args: &PlanArgs) -> Result<i32, Failure> {
 fn print_plan(pipeline: &Pipeline, plans: &[StepPlan], json: bool) {
     if json {
         let value = serde_json::json!({"pipeline": pipeline.name, "profile": pipeline.profile, "steps": plans});
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
         return;
     }
-    println!("{} ({}), profile `{}`", pipeline.name, pipeline.manifest_path.display(), pipeline.profile);
+    println!(
+        "{} ({}), profile `{}`",
+        pipeline.name,
+        pipeline.manifest_path.display(),
+        pipeline.profile
+    );
     let width = plans.iter().map(|p| p.id.len()).max().unwrap_or(4).max(4);
     let kind_width = plans.iter().map(|p| p.kind.len()).max().unwrap_or(4).max(4);
-    println!("  {:width$}  {:kind_width$}  {:10}  WHY", "STEP", "KIND", "STATUS");
+    println!(
+        "  {:width$}  {:kind_width$}  {:10}  WHY",
+        "STEP", "KIND", "STATUS"
+    );
     for p in plans {
         let mut reasons = p.reasons.iter();
         let first = reasons.next().map_or("", String::as_str);
-        println!("  {:width$}  {:kind_width$}  {:10}  {first}", p.id, p.kind, p.action.label());
+        println!(
+            "  {:width$}  {:kind_width$}  {:10}  {first}",
+            p.id,
+            p.kind,
+            p.action.label()
+        );
         for reason in reasons {
             println!("  {:width$}  {:kind_width$}  {:10}  {reason}", "", "", "");
         }
     }
-    let runs = plans.iter().filter(|p| p.action == plan::Action::Run).count();
-    let pending = plans.iter().filter(|p| p.action == plan::Action::Pending).count();
-    println!("{runs} to run, {pending} pending on upstream outputs, {} fresh", plans.iter().filter(|p| p.action == plan::Action::Fresh).count());
+    let runs = plans
+        .iter()
+        .filter(|p| p.action == plan::Action::Run)
+        .count();
+    let pending = plans
+        .iter()
+        .filter(|p| p.action == plan::Action::Pending)
+        .count();
+    println!(
+        "{runs} to run, {pending} pending on upstream outputs, {} fresh",
+        plans
+            .iter()
+            .filter(|p| p.action == plan::Action::Fresh)
+            .count()
+    );
 }
 
 /// `forge run`.
@@ -96,7 +143,8 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
         print_plan(&pipeline, &plans, args.json);
         return Ok(0);
     }
-    let _workspace_lock = WorkspaceLock::acquire(&pipeline.state_dir().join("lock")).map_err(Failure::usage)?;
+    let _workspace_lock =
+        WorkspaceLock::acquire(&pipeline.state_dir().join("lock")).map_err(Failure::usage)?;
     let (lock, stat) = load_state(&pipeline)?;
     let plans = plan::plan(&pipeline, &lock, &stat, &selection).map_err(Failure::usage)?;
     let forced = if selection.force_all {
@@ -104,19 +152,40 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
     } else {
         plan::expand_names(&pipeline, &selection.force, "--force").map_err(Failure::usage)?
     };
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let options = RunOptions { jobs, keep_going: args.keep_going, forced };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure::usage(format!("cannot start the runtime: {e}")))?;
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let options = RunOptions {
+        jobs,
+        keep_going: args.keep_going,
+        forced,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::usage(format!("cannot start the runtime: {e}")))?;
     let pipeline = Arc::new(pipeline);
     let stat = Arc::new(stat);
     let report = runtime.block_on(async {
         let cancel = CancellationToken::new();
         tokio::spawn(watch_signals(cancel.clone()));
-        executor::execute(pipeline.clone(), &plans, lock, stat.clone(), options, Progress::new(), cancel).await
+        executor::execute(
+            pipeline.clone(),
+            &plans,
+            lock,
+            stat.clone(),
+            options,
+            Progress::new(),
+            cancel,
+        )
+        .await
     });
     let _ = stat.save();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     }
     print_summary(&report);
     Ok(if report.interrupted {
@@ -142,8 +211,17 @@ async fn watch_signals(cancel: CancellationToken) {
 }
 
 fn print_summary(report: &executor::RunReport) {
-    let width = report.steps.iter().map(|s| s.id.len()).max().unwrap_or(4).max(4);
-    eprintln!("\n  {:width$}  {:10}  {:>9}  CACHED", "STEP", "STATUS", "DURATION");
+    let width = report
+        .steps
+        .iter()
+        .map(|s| s.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    eprintln!(
+        "\n  {:width$}  {:10}  {:>9}  CACHED",
+        "STEP", "STATUS", "DURATION"
+    );
     for step in &report.steps {
         let (status, detail) = match &step.status {
             Status::Ran => ("ran", None),
@@ -154,7 +232,11 @@ fn print_summary(report: &executor::RunReport) {
             Status::Started => ("started", None),
             Status::Idle => ("idle", None),
         };
-        let duration = if step.duration_s > 0.0 { executor::format_secs(step.duration_s) } else { "-".into() };
+        let duration = if step.duration_s > 0.0 {
+            executor::format_secs(step.duration_s)
+        } else {
+            "-".into()
+        };
         let cached = if step.cached { "yes" } else { "no" };
         eprintln!("  {:width$}  {status:10}  {duration:>9}  {cached}", step.id);
         if let Some(detail) = detail {
@@ -180,28 +262,43 @@ pub fn graph(args: &GraphArgs) -> Result<i32, Failure> {
 /// `forge show`.
 pub fn show(args: &ShowArgs) -> Result<i32, Failure> {
     let pipeline = load(&args.pipeline)?;
-    let ids = plan::expand_names(&pipeline, std::slice::from_ref(&args.step), "show").map_err(Failure::usage)?;
+    let ids = plan::expand_names(&pipeline, std::slice::from_ref(&args.step), "show")
+        .map_err(Failure::usage)?;
     let (lock, _) = load_state(&pipeline)?;
     let records: Vec<_> = ids.iter().map(|id| (id, lock.steps.get(id))).collect();
     if args.json {
-        let value: serde_json::Map<String, serde_json::Value> =
-            records.iter().map(|(id, r)| ((*id).clone(), serde_json::to_value(r).unwrap_or_default())).collect();
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        let value: serde_json::Map<String, serde_json::Value> = records
+            .iter()
+            .map(|(id, r)| ((*id).clone(), serde_json::to_value(r).unwrap_or_default()))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
         return Ok(0);
     }
     for (id, record) in records {
         let Some(r) = record else {
-            println!("{id}: never run in profile `{}` (no record in `{}`)", pipeline.profile, pipeline.lock_path().display());
+            println!(
+                "{id}: never run in profile `{}` (no record in `{}`)",
+                pipeline.profile,
+                pipeline.lock_path().display()
+            );
             continue;
         };
         println!("{id} ({})", pipeline.steps[id].kind);
         println!("  key:      {}", r.key);
-        println!("  started:  {}  ({}), exit code {}", r.started_at, executor::format_secs(r.duration_s), r.exit_code.map_or("-".into(), |c| c.to_string()));
+        println!(
+            "  started:  {}  ({}), exit code {}",
+            r.started_at,
+            executor::format_secs(r.duration_s),
+            r.exit_code.map_or("-".into(), |c| c.to_string())
+        );
         println!("  forge:    {}", r.forge_version);
         for (path, digest) in &r.parts.inputs {
             println!("  input:    {path}  {}", &digest[..digest.len().min(16)]);
         }
-        for (name, _) in &r.parts.env {
+        for name in r.parts.env.keys() {
             println!("  env:      {name}");
         }
         for (up, outputs) in &r.parts.upstream {
@@ -211,7 +308,12 @@ pub fn show(args: &ShowArgs) -> Result<i32, Failure> {
             println!("  service:  {service}  {}", &parts.digest()[..16]);
         }
         for (path, d) in &r.outputs {
-            println!("  output:   {path}  {}  ({} files, {} bytes)", &d.digest[..16], d.files, d.bytes);
+            println!(
+                "  output:   {path}  {}  ({} files, {} bytes)",
+                &d.digest[..16],
+                d.files,
+                d.bytes
+            );
         }
         println!("  log:      {}", pipeline.log_path(id).display());
     }
@@ -222,17 +324,34 @@ pub fn show(args: &ShowArgs) -> Result<i32, Failure> {
 pub fn clean(args: &CleanArgs) -> Result<i32, Failure> {
     let pipeline = load(&args.pipeline)?;
     let state = pipeline.state_dir();
-    let _lock = if args.dry_run { None } else { Some(WorkspaceLock::acquire(&state.join("lock")).map_err(Failure::usage)?) };
-    let targets: Vec<std::path::PathBuf> = if args.all {
-        std::fs::read_dir(&state).map(|d| d.filter_map(Result::ok).map(|e| e.path()).filter(|p| !p.ends_with("lock")).collect()).unwrap_or_default()
+    let _lock = if args.dry_run {
+        None
     } else {
-        vec![state.join("staging"), state.join("logs"), state.join("stat-cache.json")]
+        Some(WorkspaceLock::acquire(&state.join("lock")).map_err(Failure::usage)?)
+    };
+    let targets: Vec<std::path::PathBuf> = if args.all {
+        std::fs::read_dir(&state)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| !p.ends_with("lock"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        vec![
+            state.join("staging"),
+            state.join("logs"),
+            state.join("stat-cache.json"),
+        ]
     };
     for target in targets.iter().filter(|t| t.exists()) {
         if args.dry_run {
             println!("would remove {}", target.display());
         } else {
-            crate::fsutil::remove_any(target).map_err(|e| Failure::usage(format!("cannot remove `{}`: {e}", target.display())))?;
+            crate::fsutil::remove_any(target).map_err(|e| {
+                Failure::usage(format!("cannot remove `{}`: {e}", target.display()))
+            })?;
             println!("removed {}", target.display());
         }
     }
@@ -241,24 +360,45 @@ pub fn clean(args: &CleanArgs) -> Result<i32, Failure> {
 
 /// `forge profiles`.
 pub fn profiles(args: &ProfilesArgs) -> Result<i32, Failure> {
-    let pipeline = load(&PipelineArgs { manifest: args.manifest.clone(), profile: None, sets: Vec::new() })?;
+    let pipeline = load(&PipelineArgs {
+        manifest: args.manifest.clone(),
+        profile: None,
+        sets: Vec::new(),
+    })?;
     let dir = pipeline.workspace.join("profiles");
     let mut rows = Vec::new();
     for name in manifest::profiles::available(&dir) {
         let text = std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap_or_default();
         let raw: Option<manifest::schema::RawProfile> = toml::from_str(&text).ok();
-        let description = raw.as_ref().and_then(|r| r.description.clone()).unwrap_or_default();
-        let extends = raw.as_ref().and_then(|r| r.extends.as_ref().map(|e| e.get_ref().clone()));
-        rows.push(serde_json::json!({"name": name, "description": description, "extends": extends}));
+        let description = raw
+            .as_ref()
+            .and_then(|r| r.description.clone())
+            .unwrap_or_default();
+        let extends = raw
+            .as_ref()
+            .and_then(|r| r.extends.as_ref().map(|e| e.get_ref().clone()));
+        rows.push(
+            serde_json::json!({"name": name, "description": description, "extends": extends}),
+        );
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
     } else if rows.is_empty() {
         println!("no profiles in `{}`", dir.display());
     } else {
         for row in &rows {
-            let extends = row["extends"].as_str().map(|e| format!(" (extends {e})")).unwrap_or_default();
-            println!("{:16} {}{extends}", row["name"].as_str().unwrap_or_default(), row["description"].as_str().unwrap_or_default());
+            let extends = row["extends"]
+                .as_str()
+                .map(|e| format!(" (extends {e})"))
+                .unwrap_or_default();
+            println!(
+                "{:16} {}{extends}",
+                row["name"].as_str().unwrap_or_default(),
+                row["description"].as_str().unwrap_or_default()
+            );
         }
     }
     Ok(0)

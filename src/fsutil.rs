@@ -6,7 +6,10 @@ use std::path::Path;
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsynced, then
 /// renamed over the target. A crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;
     temp.write_all(bytes)?;
@@ -23,7 +26,9 @@ pub fn replace(staged: &Path, target: &Path) -> io::Result<()> {
     }
     let aside = target.with_file_name(format!(
         ".{}.forge-old",
-        target.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy())
+        target
+            .file_name()
+            .map_or_else(|| "out".into(), |n| n.to_string_lossy())
     ));
     let had_old = match std::fs::symlink_metadata(target) {
         Ok(_) => {

@@ -23,7 +23,12 @@ pub fn run(cli: cli::Cli) -> i32 {
         Command::Clean(args) => commands::clean(args),
         Command::Profiles(args) => commands::profiles(args),
         Command::Completions(args) => {
-            clap_complete::generate(args.shell, &mut cli::Cli::command(), "forge", &mut std::io::stdout());
+            clap_complete::generate(
+                args.shell,
+                &mut cli::Cli::command(),
+                "forge",
+                &mut std::io::stdout(),
+            );
             Ok(0)
         }
     };

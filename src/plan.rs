@@ -92,14 +92,36 @@ pub enum State {
 pub struct SelectionError(pub String);
 
 /// Expands names (instance or declared ids) to instance ids.
-pub fn expand_names(pipeline: &Pipeline, names: &[String], flag: &str) -> Result<BTreeSet<String>, SelectionError> {
+pub fn expand_names(
+    pipeline: &Pipeline,
+    names: &[String],
+    flag: &str,
+) -> Result<BTreeSet<String>, SelectionError> {
     let mut out = BTreeSet::new();
-    for name in names.iter().flat_map(|n| n.split(',')).map(str::trim).filter(|n| !n.is_empty()) {
-        let found: Vec<&String> = pipeline.steps.values().filter(|s| s.id == name || s.base == name).map(|s| &s.id).collect();
+    for name in names
+        .iter()
+        .flat_map(|n| n.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        let found: Vec<&String> = pipeline
+            .steps
+            .values()
+            .filter(|s| s.id == name || s.base == name)
+            .map(|s| &s.id)
+            .collect();
         if found.is_empty() {
-            let ids: BTreeSet<&str> = pipeline.steps.values().flat_map(|s| [s.id.as_str(), s.base.as_str()]).collect();
-            let hint = did_you_mean(name, ids.iter().copied()).unwrap_or_else(|| format!("steps: {}", crate::manifest::diagnostics::list(&ids)));
-            return Err(SelectionError(format!("`{flag} {name}`: no step `{name}` in `{}`\nhint: {hint}", pipeline.manifest_path.display())));
+            let ids: BTreeSet<&str> = pipeline
+                .steps
+                .values()
+                .flat_map(|s| [s.id.as_str(), s.base.as_str()])
+                .collect();
+            let hint = did_you_mean(name, ids.iter().copied())
+                .unwrap_or_else(|| format!("steps: {}", crate::manifest::diagnostics::list(&ids)));
+            return Err(SelectionError(format!(
+                "`{flag} {name}`: no step `{name}` in `{}`\nhint: {hint}",
+                pipeline.manifest_path.display()
+            )));
         }
         out.extend(found.into_iter().cloned());
     }
@@ -114,20 +136,32 @@ pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatC
     } else {
         json!({"run": step.run, "with": step.with, "outputs": step.outputs})
     };
-    let mut env: BTreeMap<String, String> =
-        step.env.iter().map(|(k, v)| (k.clone(), blake3::hash(v.as_bytes()).to_hex().to_string())).collect();
+    let mut env: BTreeMap<String, String> = step
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), blake3::hash(v.as_bytes()).to_hex().to_string()))
+        .collect();
     for name in &step.pass_env {
-        let value = std::env::var(name).map_or_else(|_| "unset".to_string(), |v| blake3::hash(v.as_bytes()).to_hex().to_string());
+        let value = std::env::var(name).map_or_else(
+            |_| "unset".to_string(),
+            |v| blake3::hash(v.as_bytes()).to_hex().to_string(),
+        );
         env.insert(name.clone(), value);
     }
     let mut upstream = BTreeMap::new();
     let mut services = BTreeMap::new();
     for need in &step.needs {
-        let Some(dep) = pipeline.steps.get(need) else { continue };
+        let Some(dep) = pipeline.steps.get(need) else {
+            continue;
+        };
         if dep.is_service() {
             services.insert(need.clone(), key_parts(pipeline, dep, lock, stat));
         } else {
-            let digests = lock.steps.get(need).map(|r| r.output_digests()).unwrap_or_default();
+            let digests = lock
+                .steps
+                .get(need)
+                .map(|r| r.output_digests())
+                .unwrap_or_default();
             upstream.insert(need.clone(), digests);
         }
     }
@@ -143,22 +177,35 @@ pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatC
     }
 }
 
-fn input_digests(workspace: &Path, inputs: &[String], stat: &StatCache) -> BTreeMap<String, String> {
+fn input_digests(
+    workspace: &Path,
+    inputs: &[String],
+    stat: &StatCache,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for input in inputs {
         if input.contains(['*', '?', '[']) {
             let pattern = workspace.join(input).display().to_string();
-            let mut matched: Vec<_> = glob::glob(&pattern).map(|paths| paths.filter_map(Result::ok).collect()).unwrap_or_default();
+            let mut matched: Vec<_> = glob::glob(&pattern)
+                .map(|paths| paths.filter_map(Result::ok).collect())
+                .unwrap_or_default();
             matched.sort();
             if matched.is_empty() {
                 out.insert(input.clone(), "missing".into());
             }
             for path in matched {
-                let relative = path.strip_prefix(workspace).unwrap_or(&path).display().to_string();
+                let relative = path
+                    .strip_prefix(workspace)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
                 out.insert(relative, digest_or_reason(stat, &path));
             }
         } else {
-            out.insert(input.clone(), digest_or_reason(stat, &workspace.join(input)));
+            out.insert(
+                input.clone(),
+                digest_or_reason(stat, &workspace.join(input)),
+            );
         }
     }
     out
@@ -173,7 +220,14 @@ fn digest_or_reason(stat: &StatCache, path: &Path) -> String {
 }
 
 /// Compares a step with its record.
-pub fn state(pipeline: &Pipeline, step: &Step, parts: &KeyParts, lock: &LockFile, stat: &StatCache, forced: bool) -> State {
+pub fn state(
+    pipeline: &Pipeline,
+    step: &Step,
+    parts: &KeyParts,
+    lock: &LockFile,
+    stat: &StatCache,
+    forced: bool,
+) -> State {
     let Some(record) = lock.steps.get(&step.id) else {
         return State::Stale(vec!["never run".into()]);
     };
@@ -183,7 +237,11 @@ pub fn state(pipeline: &Pipeline, step: &Step, parts: &KeyParts, lock: &LockFile
     }
     if record.key != parts.digest() {
         let diff = parts.diff(&record.parts);
-        reasons.extend(if diff.is_empty() { vec!["key format changed (recorded by another Forge version)".to_string()] } else { diff });
+        reasons.extend(if diff.is_empty() {
+            vec!["key format changed (recorded by another Forge version)".to_string()]
+        } else {
+            diff
+        });
     }
     let mut missing = Vec::new();
     for output in &step.outputs {
@@ -191,7 +249,9 @@ pub fn state(pipeline: &Pipeline, step: &Step, parts: &KeyParts, lock: &LockFile
         match stat.digest(&pipeline.workspace.join(output)) {
             Ok(None) => missing.push(format!("output `{output}` is missing")),
             Ok(Some(d)) if recorded.is_some_and(|r| r.digest == d.digest) => {}
-            Ok(Some(_)) => reasons.push(format!("output `{output}` was modified since it was recorded")),
+            Ok(Some(_)) => reasons.push(format!(
+                "output `{output}` was modified since it was recorded"
+            )),
             Err(err) => reasons.push(format!("output `{output}` is unreadable: {err}")),
         }
     }
@@ -219,14 +279,26 @@ pub fn material_upstream(pipeline: &Pipeline, id: &str) -> Vec<String> {
 }
 
 /// Plans every step.
-pub fn plan(pipeline: &Pipeline, lock: &LockFile, stat: &StatCache, selection: &Selection) -> Result<Vec<StepPlan>, SelectionError> {
+pub fn plan(
+    pipeline: &Pipeline,
+    lock: &LockFile,
+    stat: &StatCache,
+    selection: &Selection,
+) -> Result<Vec<StepPlan>, SelectionError> {
     let order = crate::graph::order(pipeline);
-    let forced = if selection.force_all { pipeline.steps.keys().cloned().collect() } else { expand_names(pipeline, &selection.force, "--force")? };
+    let forced = if selection.force_all {
+        pipeline.steps.keys().cloned().collect()
+    } else {
+        expand_names(pipeline, &selection.force, "--force")?
+    };
     let only = expand_names(pipeline, &selection.only, "--only")?;
     let targets: BTreeSet<String> = if !only.is_empty() {
         only.clone()
     } else if let Some(from) = &selection.from {
-        crate::graph::downstream(pipeline, &expand_names(pipeline, std::slice::from_ref(from), "--from")?)
+        crate::graph::downstream(
+            pipeline,
+            &expand_names(pipeline, std::slice::from_ref(from), "--from")?,
+        )
     } else {
         pipeline.steps.keys().cloned().collect()
     };
@@ -236,7 +308,10 @@ pub fn plan(pipeline: &Pipeline, lock: &LockFile, stat: &StatCache, selection: &
         .map(|id| {
             let step = &pipeline.steps[id];
             let parts = key_parts(pipeline, step, lock, stat);
-            (id.as_str(), state(pipeline, step, &parts, lock, stat, forced.contains(id)))
+            (
+                id.as_str(),
+                state(pipeline, step, &parts, lock, stat, forced.contains(id)),
+            )
         })
         .collect();
     let mut actions: BTreeMap<&str, Action> = BTreeMap::new();
@@ -261,8 +336,19 @@ pub fn plan(pipeline: &Pipeline, lock: &LockFile, stat: &StatCache, selection: &
         actions.insert(id, action);
     }
     let narrowed = !only.is_empty() || selection.from.is_some();
-    propagate(pipeline, &order, &states, &targets, narrowed, &mut actions, &mut why);
-    Ok(order.iter().map(|id| step_plan(pipeline, id, &actions, &mut why)).collect())
+    propagate(
+        pipeline,
+        &order,
+        &states,
+        &targets,
+        narrowed,
+        &mut actions,
+        &mut why,
+    );
+    Ok(order
+        .iter()
+        .map(|id| step_plan(pipeline, id, &actions, &mut why))
+        .collect())
 }
 
 /// Materializes upstream outputs that running steps need, and marks downstream steps pending.
@@ -296,13 +382,25 @@ fn propagate<'p>(
             }
         }
         for id in order {
-            if pipeline.steps[id].is_service() || !targets.contains(id) || actions[id.as_str()] != Action::Fresh {
+            if pipeline.steps[id].is_service()
+                || !targets.contains(id)
+                || actions[id.as_str()] != Action::Fresh
+            {
                 continue;
             }
-            let running: Vec<String> = material_upstream(pipeline, id).into_iter().filter(|u| actions[u.as_str()].may_run()).collect();
+            let running: Vec<String> = material_upstream(pipeline, id)
+                .into_iter()
+                .filter(|u| actions[u.as_str()].may_run())
+                .collect();
             if !running.is_empty() {
                 actions.insert(id, Action::Pending);
-                why.insert(id, vec![format!("reruns if the outputs of {} change", crate::manifest::diagnostics::list(&running))]);
+                why.insert(
+                    id,
+                    vec![format!(
+                        "reruns if the outputs of {} change",
+                        crate::manifest::diagnostics::list(&running)
+                    )],
+                );
                 changed = true;
             }
         }
@@ -312,14 +410,28 @@ fn propagate<'p>(
     }
 }
 
-fn step_plan(pipeline: &Pipeline, id: &str, actions: &BTreeMap<&str, Action>, why: &mut BTreeMap<&str, Vec<String>>) -> StepPlan {
+fn step_plan(
+    pipeline: &Pipeline,
+    id: &str,
+    actions: &BTreeMap<&str, Action>,
+    why: &mut BTreeMap<&str, Vec<String>>,
+) -> StepPlan {
     let step = &pipeline.steps[id];
     let (action, reasons) = if step.is_service() {
-        let users: Vec<&str> = service_users(pipeline, id).into_iter().filter(|c| actions.get(*c).is_some_and(|a| a.may_run())).collect();
+        let users: Vec<&str> = service_users(pipeline, id)
+            .into_iter()
+            .filter(|c| actions.get(*c).is_some_and(|a| a.may_run()))
+            .collect();
         if users.is_empty() {
             (Action::Idle, vec!["no step that runs needs it".to_string()])
         } else {
-            (Action::Start, vec![format!("needed by {}", crate::manifest::diagnostics::list(&users))])
+            (
+                Action::Start,
+                vec![format!(
+                    "needed by {}",
+                    crate::manifest::diagnostics::list(&users)
+                )],
+            )
         }
     } else {
         let action = actions[id];
@@ -332,7 +444,12 @@ fn step_plan(pipeline: &Pipeline, id: &str, actions: &BTreeMap<&str, Action>, wh
         }
         (action, reasons)
     };
-    StepPlan { id: id.to_string(), kind: step.kind.clone(), action, reasons }
+    StepPlan {
+        id: id.to_string(),
+        kind: step.kind.clone(),
+        action,
+        reasons,
+    }
 }
 
 /// Non-service steps that need the service `id`, directly or through other services.

@@ -41,13 +41,20 @@ impl KeyParts {
     pub fn diff(&self, old: &KeyParts) -> Vec<String> {
         let mut reasons = Vec::new();
         if self.kind != old.kind || self.schema != old.schema {
-            reasons.push(format!("step kind changed: `{}` v{} -> `{}` v{}", old.kind, old.schema, self.kind, self.schema));
+            reasons.push(format!(
+                "step kind changed: `{}` v{} -> `{}` v{}",
+                old.kind, old.schema, self.kind, self.schema
+            ));
         }
         let params_changed = self.params != old.params;
         for (name, value) in &self.params {
             match old.params.get(name) {
                 Some(before) if before == value => {}
-                Some(before) => reasons.push(format!("param `{name}` changed: {} -> {}", short(before), short(value))),
+                Some(before) => reasons.push(format!(
+                    "param `{name}` changed: {} -> {}",
+                    short(before),
+                    short(value)
+                )),
                 None => reasons.push(format!("now reads param `{name}`")),
             }
         }
@@ -64,7 +71,11 @@ impl KeyParts {
                 None => reasons.push(format!("now needs `{step}`")),
             }
         }
-        for step in old.upstream.keys().filter(|s| !self.upstream.contains_key(*s)) {
+        for step in old
+            .upstream
+            .keys()
+            .filter(|s| !self.upstream.contains_key(*s))
+        {
             reasons.push(format!("no longer needs `{step}`"));
         }
         for (id, parts) in &self.services {
@@ -82,7 +93,12 @@ impl KeyParts {
     }
 }
 
-fn diff_maps(what: &str, old: &BTreeMap<String, String>, new: &BTreeMap<String, String>, out: &mut Vec<String>) {
+fn diff_maps(
+    what: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    out: &mut Vec<String>,
+) {
     for (name, digest) in new {
         match old.get(name) {
             Some(before) if before == digest => {}
@@ -102,7 +118,11 @@ fn diff_json(path: &str, old: &Json, new: &Json, out: &mut Vec<String>) {
         (Json::Object(a), Json::Object(b)) => {
             let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             for key in keys {
-                let sub = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let sub = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 match (a.get(key), b.get(key)) {
                     (Some(x), Some(y)) => diff_json(&sub, x, y, out),
                     (None, Some(y)) => out.push(format!("`{sub}` added: {}", short(y))),
@@ -112,7 +132,11 @@ fn diff_json(path: &str, old: &Json, new: &Json, out: &mut Vec<String>) {
             }
         }
         _ if old == new => {}
-        _ => out.push(format!("`{path}` changed: {} -> {}", short(old), short(new))),
+        _ => out.push(format!(
+            "`{path}` changed: {} -> {}",
+            short(old),
+            short(new)
+        )),
     }
 }
 

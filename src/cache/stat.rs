@@ -66,12 +66,18 @@ impl StatCache {
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
-        Self { path: Some(path.to_path_buf()), entries: Mutex::new(entries), dirty: Mutex::new(false) }
+        Self {
+            path: Some(path.to_path_buf()),
+            entries: Mutex::new(entries),
+            dirty: Mutex::new(false),
+        }
     }
 
     /// Writes the cache back if it changed (atomically).
     pub fn save(&self) -> io::Result<()> {
-        let (Some(path), true) = (&self.path, *lock(&self.dirty)) else { return Ok(()) };
+        let (Some(path), true) = (&self.path, *lock(&self.dirty)) else {
+            return Ok(());
+        };
         let bytes = serde_json::to_vec(&*lock(&self.entries)).map_err(io::Error::other)?;
         crate::fsutil::write_atomic(path, &bytes)?;
         *lock(&self.dirty) = false;
@@ -89,23 +95,39 @@ impl StatCache {
             self.dir_digest(path).map(Some)
         } else if meta.file_type().is_symlink() {
             let target = std::fs::read_link(path)?;
-            let digest = blake3::hash(target.as_os_str().as_encoded_bytes()).to_hex().to_string();
-            Ok(Some(Digest { digest, files: 1, bytes: 0 }))
+            let digest = blake3::hash(target.as_os_str().as_encoded_bytes())
+                .to_hex()
+                .to_string();
+            Ok(Some(Digest {
+                digest,
+                files: 1,
+                bytes: 0,
+            }))
         } else {
             let digest = self.file_digest(path, &meta)?;
-            Ok(Some(Digest { digest, files: 1, bytes: meta.size() }))
+            Ok(Some(Digest {
+                digest,
+                files: 1,
+                bytes: meta.size(),
+            }))
         }
     }
 
     fn file_digest(&self, path: &Path, meta: &std::fs::Metadata) -> io::Result<String> {
         let stat = Fingerprint::of(meta);
-        if let Some(entry) = lock(&self.entries).get(path) {
-            if entry.stat == stat {
-                return Ok(entry.digest.clone());
-            }
+        if let Some(entry) = lock(&self.entries).get(path)
+            && entry.stat == stat
+        {
+            return Ok(entry.digest.clone());
         }
         let digest = hash_file(path, meta.size())?;
-        lock(&self.entries).insert(path.to_path_buf(), Entry { stat, digest: digest.clone() });
+        lock(&self.entries).insert(
+            path.to_path_buf(),
+            Entry {
+                stat,
+                digest: digest.clone(),
+            },
+        );
         *lock(&self.dirty) = true;
         Ok(digest)
     }
@@ -129,7 +151,9 @@ impl StatCache {
         }
         listed.sort();
         for path in listed {
-            let Some(digest) = self.digest(&path)? else { continue };
+            let Some(digest) = self.digest(&path)? else {
+                continue;
+            };
             let relative = path.strip_prefix(root).unwrap_or(&path);
             hasher.update(relative.as_os_str().as_encoded_bytes());
             hasher.update(&[0]);
@@ -137,7 +161,11 @@ impl StatCache {
             files += 1;
             bytes += digest.bytes;
         }
-        Ok(Digest { digest: hasher.finalize().to_hex().to_string(), files, bytes })
+        Ok(Digest {
+            digest: hasher.finalize().to_hex().to_string(),
+            files,
+            bytes,
+        })
     }
 }
 
@@ -154,7 +182,9 @@ pub fn hash_file(path: &Path, size: u64) -> io::Result<String> {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave the map half-updated (single inserts).
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -37,7 +37,10 @@ pub struct Record {
 impl Record {
     /// Output digests as the keys of downstream steps see them.
     pub fn output_digests(&self) -> BTreeMap<String, String> {
-        self.outputs.iter().map(|(p, d)| (p.clone(), d.digest.clone())).collect()
+        self.outputs
+            .iter()
+            .map(|(p, d)| (p.clone(), d.digest.clone()))
+            .collect()
     }
 }
 
@@ -62,7 +65,9 @@ pub enum StoreError {
         source: io::Error,
     },
     /// The file is not a Forge lock file.
-    #[error("`{path}` is not a valid Forge lock file: {source}\nhint: restore it from git, or delete it to rerun every step")]
+    #[error(
+        "`{path}` is not a valid Forge lock file: {source}\nhint: restore it from git, or delete it to rerun every step"
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -70,7 +75,9 @@ pub enum StoreError {
         source: serde_json::Error,
     },
     /// Another `forge run` holds the workspace.
-    #[error("another `forge run` (pid {pid}) is using this workspace (lock `{path}`)\nhint: wait for it to finish, or stop it (`kill {pid}`)")]
+    #[error(
+        "another `forge run` (pid {pid}) is using this workspace (lock `{path}`)\nhint: wait for it to finish, or stop it (`kill {pid}`)"
+    )]
     Busy {
         /// The holder's pid, as it wrote it.
         pid: String,
@@ -85,18 +92,32 @@ impl LockFile {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                return Ok(Self { version: LOCK_VERSION, steps: BTreeMap::new() });
+                return Ok(Self {
+                    version: LOCK_VERSION,
+                    steps: BTreeMap::new(),
+                });
             }
-            Err(source) => return Err(StoreError::Io { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
         };
-        serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path: path.to_path_buf(), source })
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Writes the whole file atomically.
     pub fn save(&self, path: &Path) -> Result<(), StoreError> {
         let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
         bytes.push(b'\n');
-        crate::fsutil::write_atomic(path, &bytes).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })
+        crate::fsutil::write_atomic(path, &bytes).map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -110,18 +131,34 @@ pub struct WorkspaceLock {
 impl WorkspaceLock {
     /// Takes the lock or says who holds it.
     pub fn acquire(path: &Path) -> Result<Self, StoreError> {
-        let io_err = |source| StoreError::Io { path: path.to_path_buf(), source };
+        let io_err = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io_err)?;
         }
-        let mut file = File::options().read(true).write(true).create(true).truncate(false).open(path).map_err(io_err)?;
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io_err)?;
         // SAFETY: flock on a file descriptor we own; no memory is shared.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
             let mut pid = String::new();
             let _ = file.read_to_string(&mut pid);
             let pid = pid.trim().to_string();
-            return Err(StoreError::Busy { pid: if pid.is_empty() { "unknown".into() } else { pid }, path: path.to_path_buf() });
+            return Err(StoreError::Busy {
+                pid: if pid.is_empty() {
+                    "unknown".into()
+                } else {
+                    pid
+                },
+                path: path.to_path_buf(),
+            });
         }
         file.set_len(0).map_err(io_err)?;
         file.rewind().map_err(io_err)?;

@@ -80,7 +80,11 @@ pub struct RunReport {
 impl RunReport {
     /// True when no step failed and the run was not interrupted.
     pub fn success(&self) -> bool {
-        !self.interrupted && self.steps.iter().all(|s| !matches!(s.status, Status::Failed(_) | Status::NotRun(_)))
+        !self.interrupted
+            && self
+                .steps
+                .iter()
+                .all(|s| !matches!(s.status, Status::Failed(_) | Status::NotRun(_)))
     }
 }
 
@@ -110,17 +114,35 @@ pub async fn execute(
     progress: Progress,
     cancel: CancellationToken,
 ) -> RunReport {
-    let actions: BTreeMap<String, Action> = plans.iter().map(|p| (p.id.clone(), p.action)).collect();
+    let actions: BTreeMap<String, Action> =
+        plans.iter().map(|p| (p.id.clone(), p.action)).collect();
     let resources: Arc<BTreeMap<String, Arc<Mutex<()>>>> = Arc::new(
-        pipeline.steps.values().flat_map(|s| s.resources.iter()).map(|r| (r.clone(), Arc::new(Mutex::new(())))).collect(),
+        pipeline
+            .steps
+            .values()
+            .flat_map(|s| s.resources.iter())
+            .map(|r| (r.clone(), Arc::new(Mutex::new(()))))
+            .collect(),
     );
-    let service_steps = pipeline.steps.values().filter(|s| s.is_service()).map(|s| {
-        let users = plan::service_users(&pipeline, &s.id).into_iter().filter(|u| actions[*u].may_run()).count();
-        let identity = plan::key_parts(&pipeline, s, &lock, &stat).digest();
-        (s.clone(), pipeline.log_path(&s.id), users, identity)
-    }).collect();
+    let service_steps = pipeline
+        .steps
+        .values()
+        .filter(|s| s.is_service())
+        .map(|s| {
+            let users = plan::service_users(&pipeline, &s.id)
+                .into_iter()
+                .filter(|u| actions[*u].may_run())
+                .count();
+            let identity = plan::key_parts(&pipeline, s, &lock, &stat).digest();
+            (s.clone(), pipeline.log_path(&s.id), users, identity)
+        })
+        .collect();
     let services = Services::new(service_steps, &pipeline.workspace, resources.clone());
-    let done = pipeline.steps.keys().map(|id| (id.clone(), watch::channel(None).0)).collect();
+    let done = pipeline
+        .steps
+        .keys()
+        .map(|id| (id.clone(), watch::channel(None).0))
+        .collect();
     let provenance = Provenance {
         profile: pipeline.profile.clone(),
         manifest_digest: pipeline.manifest_digest.clone(),
@@ -147,7 +169,10 @@ pub async fn execute(
         if p.action.may_run() {
             let shared = shared.clone();
             let id = p.id.clone();
-            tasks.push((p.id.clone(), tokio::spawn(async move { run_one(&shared, &id).await })));
+            tasks.push((
+                p.id.clone(),
+                tokio::spawn(async move { run_one(&shared, &id).await }),
+            ));
         }
     }
     let mut results: BTreeMap<String, StepResult> = BTreeMap::new();
@@ -162,8 +187,18 @@ pub async fn execute(
         results.insert(id, result);
     }
     shared.services.stop_all().await;
-    let steps = plans.iter().map(|p| results.remove(&p.id).unwrap_or_else(|| idle_result(p, &shared))).collect();
-    RunReport { steps, interrupted: shared.cancel.is_cancelled() }
+    let steps = plans
+        .iter()
+        .map(|p| {
+            results
+                .remove(&p.id)
+                .unwrap_or_else(|| idle_result(p, &shared))
+        })
+        .collect();
+    RunReport {
+        steps,
+        interrupted: shared.cancel.is_cancelled(),
+    }
 }
 
 fn idle_result(p: &StepPlan, shared: &Shared) -> StepResult {
@@ -173,7 +208,13 @@ fn idle_result(p: &StepPlan, shared: &Shared) -> StepResult {
         Action::Fresh => Status::Fresh,
         _ => Status::Skipped,
     };
-    StepResult { id: p.id.clone(), cached: status == Status::Fresh, status, duration_s: 0.0, log: None }
+    StepResult {
+        id: p.id.clone(),
+        cached: status == Status::Fresh,
+        status,
+        duration_s: 0.0,
+        log: None,
+    }
 }
 
 /// Waits for upstream steps, decides (early cutoff), starts services, runs, records.
@@ -194,7 +235,13 @@ async fn run_one(shared: &Shared, id: &str) -> StepResult {
 async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
     let pipeline = &shared.pipeline;
     let step = &pipeline.steps[id];
-    let not_run = |why: String| StepResult { id: id.to_string(), status: Status::NotRun(why), duration_s: 0.0, cached: false, log: None };
+    let not_run = |why: String| StepResult {
+        id: id.to_string(),
+        status: Status::NotRun(why),
+        duration_s: 0.0,
+        cached: false,
+        log: None,
+    };
     for up in plan::material_upstream(pipeline, id) {
         if !shared.actions[&up].may_run() {
             continue;
@@ -212,26 +259,57 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
         return not_run("interrupted".into());
     }
     if shared.failed.load(Ordering::SeqCst) && !shared.options.keep_going {
-        return not_run("stopped after a failure (use `--keep-going` to continue independent steps)".into());
+        return not_run(
+            "stopped after a failure (use `--keep-going` to continue independent steps)".into(),
+        );
     }
     let (parts, state) = {
         let lock = shared.lock.lock().await;
         let parts = plan::key_parts(pipeline, step, &lock, &shared.stat);
-        let state = plan::state(pipeline, step, &parts, &lock, &shared.stat, shared.options.forced.contains(id));
+        let state = plan::state(
+            pipeline,
+            step,
+            &parts,
+            &lock,
+            &shared.stat,
+            shared.options.forced.contains(id),
+        );
         (parts, state)
     };
     match (&state, shared.actions[id]) {
         (plan::State::Fresh, _) | (plan::State::Absent(_), Action::Pending) => {
-            shared.progress.line(&format!("{id}: fresh (upstream outputs unchanged)"));
-            return StepResult { id: id.to_string(), status: Status::Fresh, duration_s: 0.0, cached: true, log: None };
+            shared
+                .progress
+                .line(&format!("{id}: fresh (upstream outputs unchanged)"));
+            return StepResult {
+                id: id.to_string(),
+                status: Status::Fresh,
+                duration_s: 0.0,
+                cached: true,
+                log: None,
+            };
         }
         _ => {}
     }
-    let missing: Vec<&String> = parts.inputs.iter().filter(|(_, d)| *d == "missing").map(|(p, _)| p).collect();
+    let missing: Vec<&String> = parts
+        .inputs
+        .iter()
+        .filter(|(_, d)| *d == "missing")
+        .map(|(p, _)| p)
+        .collect();
     if !missing.is_empty() {
-        let message = format!("declared input {} does not exist", crate::manifest::diagnostics::list(&missing));
+        let message = format!(
+            "declared input {} does not exist",
+            crate::manifest::diagnostics::list(&missing)
+        );
         shared.progress.line(&format!("{id}: failed: {message}"));
-        return StepResult { id: id.to_string(), status: Status::Failed(message), duration_s: 0.0, cached: false, log: None };
+        return StepResult {
+            id: id.to_string(),
+            status: Status::Failed(message),
+            duration_s: 0.0,
+            cached: false,
+            log: None,
+        };
     }
     execute_step(shared, step, parts).await
 }
@@ -243,13 +321,27 @@ async fn execute_step(shared: &Shared, step: &Step, parts: crate::cache::KeyPart
         let tail = crate::steps::process::tail(&log, 20);
         let mut text = format!("{id}: failed: {message}");
         if !tail.is_empty() {
-            text.push_str(&format!("\nlast lines of `{}`:\n{}", log.display(), tail.join("\n")));
+            text.push_str(&format!(
+                "\nlast lines of `{}`:\n{}",
+                log.display(),
+                tail.join("\n")
+            ));
         }
         shared.progress.line(&text);
-        StepResult { id: id.to_string(), status: Status::Failed(message), duration_s: duration, cached: false, log: Some(log.clone()) }
+        StepResult {
+            id: id.to_string(),
+            status: Status::Failed(message),
+            duration_s: duration,
+            cached: false,
+            log: Some(log.clone()),
+        }
     };
     let mut service_infos = BTreeMap::new();
-    for need in step.needs.iter().filter(|n| shared.pipeline.steps[*n].is_service()) {
+    for need in step
+        .needs
+        .iter()
+        .filter(|n| shared.pipeline.steps[*n].is_service())
+    {
         let bar = shared.progress.start(need, "starting service");
         let up = shared.services.ensure_up(need, &shared.cancel).await;
         bar.finish_and_clear();
@@ -266,9 +358,17 @@ async fn execute_step(shared: &Shared, step: &Step, parts: crate::cache::KeyPart
     for name in &names {
         guards.push(shared.resources[name].clone().lock_owned().await);
     }
-    let Ok(_permit) = shared.jobs.acquire().await else { return fail("the run was shut down".into(), 0.0) };
+    let Ok(_permit) = shared.jobs.acquire().await else {
+        return fail("the run was shut down".into(), 0.0);
+    };
     if shared.cancel.is_cancelled() {
-        return StepResult { id: id.to_string(), status: Status::NotRun("interrupted".into()), duration_s: 0.0, cached: false, log: None };
+        return StepResult {
+            id: id.to_string(),
+            status: Status::NotRun("interrupted".into()),
+            duration_s: 0.0,
+            cached: false,
+            log: None,
+        };
     }
     let staging = match prepare_staging(&shared.pipeline, step) {
         Ok(staging) => staging,
@@ -292,8 +392,13 @@ async fn execute_step(shared: &Shared, step: &Step, parts: crate::cache::KeyPart
     };
     let started_at = SystemTime::now();
     let started = Instant::now();
-    let Some(kind) = crate::steps::kind_of(step) else { return fail(format!("no runner for kind `{}`", step.kind), 0.0) };
-    let deaths: Vec<_> = service_closure(&shared.pipeline, id).into_iter().filter_map(|s| shared.services.slot(&s).map(|slot| (s, slot.died.clone()))).collect();
+    let Some(kind) = crate::steps::kind_of(step) else {
+        return fail(format!("no runner for kind `{}`", step.kind), 0.0);
+    };
+    let deaths: Vec<_> = service_closure(&shared.pipeline, id)
+        .into_iter()
+        .filter_map(|s| shared.services.slot(&s).map(|slot| (s, slot.died.clone())))
+        .collect();
     let outcome = tokio::select! {
         outcome = kind.run(step, io) => outcome,
         service = first_death(&deaths) => {
@@ -307,14 +412,38 @@ async fn execute_step(shared: &Shared, step: &Step, parts: crate::cache::KeyPart
         Ok(outcome) => outcome,
         Err(err) if shared.cancel.is_cancelled() => {
             shared.progress.line(&format!("{id}: interrupted"));
-            return StepResult { id: id.to_string(), status: Status::NotRun(format!("interrupted ({err})")), duration_s: duration, cached: false, log: Some(log) };
+            return StepResult {
+                id: id.to_string(),
+                status: Status::NotRun(format!("interrupted ({err})")),
+                duration_s: duration,
+                cached: false,
+                log: Some(log),
+            };
         }
         Err(err) => return fail(err.message, duration),
     };
-    match commit(shared, step, &staging, parts, started_at, duration, outcome.exit_code).await {
+    match commit(
+        shared,
+        step,
+        &staging,
+        parts,
+        started_at,
+        duration,
+        outcome.exit_code,
+    )
+    .await
+    {
         Ok(()) => {
-            shared.progress.line(&format!("{id}: done in {}", format_secs(duration)));
-            StepResult { id: id.to_string(), status: Status::Ran, duration_s: duration, cached: false, log: Some(log) }
+            shared
+                .progress
+                .line(&format!("{id}: done in {}", format_secs(duration)));
+            StepResult {
+                id: id.to_string(),
+                status: Status::Ran,
+                duration_s: duration,
+                cached: false,
+                log: Some(log),
+            }
         }
         Err(message) => fail(message, duration),
     }
@@ -324,10 +453,12 @@ async fn first_death(deaths: &[(String, CancellationToken)]) -> String {
     if deaths.is_empty() {
         return std::future::pending().await;
     }
-    let futures = deaths.iter().map(|(id, token)| Box::pin(async move {
-        token.cancelled().await;
-        id.clone()
-    }));
+    let futures = deaths.iter().map(|(id, token)| {
+        Box::pin(async move {
+            token.cancelled().await;
+            id.clone()
+        })
+    });
     futures_util::future::select_all(futures).await.0
 }
 
@@ -347,20 +478,34 @@ fn service_closure(pipeline: &Pipeline, id: &str) -> Vec<String> {
 
 /// Fresh, empty staging paths for each declared output.
 fn prepare_staging(pipeline: &Pipeline, step: &Step) -> std::io::Result<Vec<PathBuf>> {
-    let root = pipeline.state_dir().join("staging").join(&pipeline.profile).join(&step.id);
+    let root = pipeline
+        .state_dir()
+        .join("staging")
+        .join(&pipeline.profile)
+        .join(&step.id);
     crate::fsutil::remove_any(&root)?;
     let mut paths = Vec::new();
     for (index, output) in step.outputs.iter().enumerate() {
         let dir = root.join(index.to_string());
         std::fs::create_dir_all(&dir)?;
-        let name = std::path::Path::new(output).file_name().map_or_else(|| "output".into(), |n| n.to_os_string());
+        let name = std::path::Path::new(output)
+            .file_name()
+            .map_or_else(|| "output".into(), |n| n.to_os_string());
         paths.push(dir.join(name));
     }
     Ok(paths)
 }
 
 /// Moves staged outputs into place, hashes them, and writes the record last.
-async fn commit(shared: &Shared, step: &Step, staging: &[PathBuf], parts: crate::cache::KeyParts, started_at: SystemTime, duration: f64, exit_code: Option<i32>) -> Result<(), String> {
+async fn commit(
+    shared: &Shared,
+    step: &Step,
+    staging: &[PathBuf],
+    parts: crate::cache::KeyParts,
+    started_at: SystemTime,
+    duration: f64,
+    exit_code: Option<i32>,
+) -> Result<(), String> {
     for (index, staged) in staging.iter().enumerate() {
         if std::fs::symlink_metadata(staged).is_err() {
             return Err(format!(
@@ -373,16 +518,22 @@ async fn commit(shared: &Shared, step: &Step, staging: &[PathBuf], parts: crate:
     let stat = shared.stat.clone();
     let outputs = step.outputs.clone();
     let staging = staging.to_vec();
-    let digests = tokio::task::spawn_blocking(move || -> Result<BTreeMap<String, crate::cache::Digest>, String> {
-        let mut digests = BTreeMap::new();
-        for (output, staged) in outputs.iter().zip(&staging) {
-            let target = workspace.join(output);
-            crate::fsutil::replace(staged, &target).map_err(|e| format!("cannot move output into `{output}`: {e}"))?;
-            let digest = stat.digest(&target).map_err(|e| format!("cannot hash `{output}`: {e}"))?.ok_or_else(|| format!("output `{output}` vanished"))?;
-            digests.insert(output.clone(), digest);
-        }
-        Ok(digests)
-    })
+    let digests = tokio::task::spawn_blocking(
+        move || -> Result<BTreeMap<String, crate::cache::Digest>, String> {
+            let mut digests = BTreeMap::new();
+            for (output, staged) in outputs.iter().zip(&staging) {
+                let target = workspace.join(output);
+                crate::fsutil::replace(staged, &target)
+                    .map_err(|e| format!("cannot move output into `{output}`: {e}"))?;
+                let digest = stat
+                    .digest(&target)
+                    .map_err(|e| format!("cannot hash `{output}`: {e}"))?
+                    .ok_or_else(|| format!("output `{output}` vanished"))?;
+                digests.insert(output.clone(), digest);
+            }
+            Ok(digests)
+        },
+    )
     .await
     .map_err(|e| format!("internal error: {e}"))??;
     let record = Record {
@@ -396,7 +547,8 @@ async fn commit(shared: &Shared, step: &Step, staging: &[PathBuf], parts: crate:
     };
     let mut lock = shared.lock.lock().await;
     lock.steps.insert(step.id.clone(), record);
-    lock.save(&shared.pipeline.lock_path()).map_err(|e| e.to_string())?;
+    lock.save(&shared.pipeline.lock_path())
+        .map_err(|e| e.to_string())?;
     let _ = shared.stat.save();
     Ok(())
 }

@@ -16,7 +16,9 @@ impl Progress {
     /// Bars on a terminal, plain lines otherwise (or when `quiet`, nothing but failures).
     pub fn new() -> Self {
         let tty = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
-        Self { multi: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())) }
+        Self {
+            multi: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+        }
     }
 
     /// A bar for a step that starts now (hidden when not on a terminal).
@@ -24,8 +26,10 @@ impl Progress {
         match &self.multi {
             Some(multi) => {
                 let bar = multi.add(ProgressBar::new_spinner());
-                let style = ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {elapsed:>4} {wide_msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                let style = ProgressStyle::with_template(
+                    "{spinner:.cyan} {prefix:.bold} {elapsed:>4} {wide_msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
                 bar.set_style(style);
                 bar.set_prefix(id.to_string());
                 bar.set_message(what.to_string());

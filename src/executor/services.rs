@@ -20,7 +20,12 @@ const TAIL: usize = 20;
 
 enum Phase {
     Down,
-    Up { info: ServiceInfo, stop: CancellationToken, monitor: JoinHandle<()>, _guards: Vec<OwnedMutexGuard<()>> },
+    Up {
+        info: ServiceInfo,
+        stop: CancellationToken,
+        monitor: JoinHandle<()>,
+        _guards: Vec<OwnedMutexGuard<()>>,
+    },
     Failed(String),
     Stopped,
 }
@@ -56,18 +61,25 @@ impl Services {
         let mut identities = BTreeMap::new();
         for (step, log, users, identity) in steps {
             identities.insert(step.id.clone(), identity);
-            slots.insert(step.id.clone(), Arc::new(Slot {
-                log,
-                workspace: workspace.to_path_buf(),
-                phase: Mutex::new(Phase::Down),
-                users_left: AtomicUsize::new(users),
-                started: std::sync::atomic::AtomicBool::new(false),
-                died: CancellationToken::new(),
-                death: std::sync::Mutex::new(None),
-                step,
-            }));
+            slots.insert(
+                step.id.clone(),
+                Arc::new(Slot {
+                    log,
+                    workspace: workspace.to_path_buf(),
+                    phase: Mutex::new(Phase::Down),
+                    users_left: AtomicUsize::new(users),
+                    started: std::sync::atomic::AtomicBool::new(false),
+                    died: CancellationToken::new(),
+                    death: std::sync::Mutex::new(None),
+                    step,
+                }),
+            );
         }
-        Self { slots, resources, identities }
+        Self {
+            slots,
+            resources,
+            identities,
+        }
     }
 
     /// The slot of service `id`.
@@ -76,9 +88,16 @@ impl Services {
     }
 
     /// Makes sure `id` (and the services it needs) are up; returns what its users see.
-    pub fn ensure_up<'a>(&'a self, id: &'a str, cancel: &'a CancellationToken) -> std::pin::Pin<Box<dyn Future<Output = Result<ServiceInfo, String>> + Send + 'a>> {
+    pub fn ensure_up<'a>(
+        &'a self,
+        id: &'a str,
+        cancel: &'a CancellationToken,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<ServiceInfo, String>> + Send + 'a>> {
         Box::pin(async move {
-            let slot = self.slots.get(id).ok_or_else(|| format!("`{id}` is not a service"))?;
+            let slot = self
+                .slots
+                .get(id)
+                .ok_or_else(|| format!("`{id}` is not a service"))?;
             let mut phase = slot.phase.lock().await;
             match &*phase {
                 Phase::Up { info, .. } => return Ok(info.clone()),
@@ -86,7 +105,12 @@ impl Services {
                 Phase::Stopped => return Err(format!("service `{id}` was already stopped")),
                 Phase::Down => {}
             }
-            for need in slot.step.needs.iter().filter(|n| self.slots.contains_key(*n)) {
+            for need in slot
+                .step
+                .needs
+                .iter()
+                .filter(|n| self.slots.contains_key(*n))
+            {
                 self.ensure_up(need, cancel).await?;
             }
             match self.start(slot, cancel).await {
@@ -116,13 +140,13 @@ impl Services {
                 guards.push(lock.clone().lock_owned().await);
             }
         }
-        if let Some(address) = step.ready.as_ref().and_then(|r| probe_address(&r.probe)) {
-            if tokio::net::TcpStream::connect(&address).await.is_ok() {
-                return Err(format!(
-                    "cannot start service `{}`: something already listens on `{address}`\nhint: stop that server, or give this service another port (for example `--set port=...`)",
-                    step.id
-                ));
-            }
+        if let Some(address) = step.ready.as_ref().and_then(|r| probe_address(&r.probe))
+            && tokio::net::TcpStream::connect(&address).await.is_ok()
+        {
+            return Err(format!(
+                "cannot start service `{}`: something already listens on `{address}`\nhint: stop that server, or give this service another port (for example `--set port=...`)",
+                step.id
+            ));
         }
         let _ = std::fs::remove_file(&slot.log);
         let line = step.run.clone().unwrap_or_default();
@@ -135,28 +159,47 @@ impl Services {
         env.insert("FORGE_STEP".into(), step.id.clone());
         let mut group = process::spawn(&line, &slot.workspace, &env, &slot.log)
             .map_err(|e| format!("cannot start service `{}`: {e}", step.id))?;
-        let ready = step.ready.clone().ok_or_else(|| format!("service `{}` has no readiness probe", step.id))?;
+        let ready = step
+            .ready
+            .clone()
+            .ok_or_else(|| format!("service `{}` has no readiness probe", step.id))?;
         let started = Instant::now();
-        if let Err(message) = wait_ready(&mut group, &ready.probe, ready.timeout, &slot.log, cancel).await {
+        if let Err(message) =
+            wait_ready(&mut group, &ready.probe, ready.timeout, &slot.log, cancel).await
+        {
             process::terminate(&mut group, step.stop_grace).await;
             let tail = process::tail(&slot.log, TAIL).join("\n");
-            return Err(format!("service `{}` {message}\nlast lines of `{}`:\n{tail}", step.id, slot.log.display()));
+            return Err(format!(
+                "service `{}` {message}\nlast lines of `{}`:\n{tail}",
+                step.id,
+                slot.log.display()
+            ));
         }
         let info = ServiceInfo {
             url: step.url.clone(),
             identity: self.identities.get(&step.id).cloned().unwrap_or_default(),
-            facts: BTreeMap::from([("ready_after_s".to_string(), serde_json::json!(started.elapsed().as_secs_f64()))]),
+            facts: BTreeMap::from([(
+                "ready_after_s".to_string(),
+                serde_json::json!(started.elapsed().as_secs_f64()),
+            )]),
         };
         slot.started.store(true, Ordering::SeqCst);
         let stop = CancellationToken::new();
         let monitor = tokio::spawn(monitor(slot.clone(), group, stop.clone()));
-        Ok(Phase::Up { info, stop, monitor, _guards: guards })
+        Ok(Phase::Up {
+            info,
+            stop,
+            monitor,
+            _guards: guards,
+        })
     }
 
     /// One planned user of each service in `ids` is done; services with no users left stop.
     pub async fn user_done(&self, ids: &[String]) {
         for id in ids {
-            let Some(slot) = self.slots.get(id) else { continue };
+            let Some(slot) = self.slots.get(id) else {
+                continue;
+            };
             if slot.users_left.fetch_sub(1, Ordering::SeqCst) == 1 {
                 stop(slot).await;
             }
@@ -172,12 +215,16 @@ impl Services {
 
     /// True when service `id` was started during this run.
     pub fn was_started(&self, id: &str) -> bool {
-        self.slots.get(id).is_some_and(|s| s.started.load(Ordering::SeqCst))
+        self.slots
+            .get(id)
+            .is_some_and(|s| s.started.load(Ordering::SeqCst))
     }
 
     /// Why a service died, if it did.
     pub fn death(&self, id: &str) -> Option<String> {
-        self.slots.get(id).and_then(|s| s.death.lock().ok().and_then(|d| d.clone()))
+        self.slots
+            .get(id)
+            .and_then(|s| s.death.lock().ok().and_then(|d| d.clone()))
     }
 }
 
@@ -216,15 +263,28 @@ fn probe_address(probe: &Probe) -> Option<String> {
         Probe::Http(url) => {
             let rest = url.split_once("://")?.1;
             let host = rest.split('/').next()?;
-            Some(if host.contains(':') { host.to_string() } else { format!("{host}:80") })
+            Some(if host.contains(':') {
+                host.to_string()
+            } else {
+                format!("{host}:80")
+            })
         }
         Probe::Log(_) => None,
     }
 }
 
-async fn wait_ready(group: &mut Group, probe: &Probe, timeout: Duration, log: &std::path::Path, cancel: &CancellationToken) -> Result<(), String> {
+async fn wait_ready(
+    group: &mut Group,
+    probe: &Probe,
+    timeout: Duration,
+    log: &std::path::Path,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
     loop {
         if let Ok(Some(status)) = group.child.try_wait() {
             return Err(format!("exited ({status}) before it was ready"));
@@ -233,15 +293,23 @@ async fn wait_ready(group: &mut Group, probe: &Probe, timeout: Duration, log: &s
             return Err("start was cancelled".into());
         }
         let ready = match probe {
-            Probe::Http(url) => client.get(url).send().await.is_ok_and(|r| r.status().is_success()),
+            Probe::Http(url) => client
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success()),
             Probe::Tcp(address) => tokio::net::TcpStream::connect(address).await.is_ok(),
-            Probe::Log(text) => std::fs::read(log).is_ok_and(|b| String::from_utf8_lossy(&b).contains(text.as_str())),
+            Probe::Log(text) => std::fs::read(log)
+                .is_ok_and(|b| String::from_utf8_lossy(&b).contains(text.as_str())),
         };
         if ready {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(format!("was not ready after {}", humantime::format_duration(timeout)));
+            return Err(format!(
+                "was not ready after {}",
+                humantime::format_duration(timeout)
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -20,7 +20,10 @@ impl SourceFile {
     /// Reads `path`, or returns a diagnostic that says why it cannot.
     pub fn read(path: &Path) -> Result<Self, Box<ManifestDiagnostic>> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Self { path: path.to_path_buf(), text }),
+            Ok(text) => Ok(Self {
+                path: path.to_path_buf(),
+                text,
+            }),
             Err(err) => Err(Box::new(ManifestDiagnostic::plain(format!(
                 "cannot read `{}`: {err}",
                 path.display()
@@ -46,7 +49,13 @@ pub struct ManifestDiagnostic {
 impl ManifestDiagnostic {
     /// A problem with no location (for example an unknown profile).
     pub fn plain(message: impl Into<String>) -> Self {
-        Self { message: message.into(), src: None, span: None, label: String::new(), help: None }
+        Self {
+            message: message.into(),
+            src: None,
+            span: None,
+            label: String::new(),
+            help: None,
+        }
     }
 
     /// A problem at `span` in `file`.
@@ -54,7 +63,10 @@ impl ManifestDiagnostic {
         let span = clamp(span, file.text.len());
         Self {
             message: message.into(),
-            src: Some(NamedSource::new(file.path.display().to_string(), file.text.clone())),
+            src: Some(NamedSource::new(
+                file.path.display().to_string(),
+                file.text.clone(),
+            )),
             span: Some(span.into()),
             label: String::from("here"),
             help: None,
@@ -112,7 +124,11 @@ impl ManifestErrors {
 
     /// Renders every problem the way the CLI prints them.
     pub fn render(&self, color: bool) -> String {
-        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
         let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
         let mut out = String::new();
         for item in &self.items {
@@ -139,7 +155,10 @@ impl From<Box<ManifestDiagnostic>> for ManifestErrors {
 }
 
 /// "did you mean `x`?" from edit distance, as just does it.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     closest(name, candidates).map(|best| format!("did you mean `{best}`?"))
 }
 
@@ -155,7 +174,11 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 
 /// A list like "`a`, `b`, `c`" for help lines.
 pub fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
-    names.into_iter().map(|name| format!("`{}`", name.as_ref())).collect::<Vec<_>>().join(", ")
+    names
+        .into_iter()
+        .map(|name| format!("`{}`", name.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Turns a TOML parse or type error into a diagnostic pointing at its span.
@@ -164,7 +187,8 @@ pub fn from_toml(file: &SourceFile, err: &toml::de::Error) -> ManifestDiagnostic
     let help = toml_hint(&message);
     match err.span() {
         Some(span) => ManifestDiagnostic::at(file, span, message).maybe_help(help),
-        None => ManifestDiagnostic::plain(format!("{}: {message}", file.path.display())).maybe_help(help),
+        None => ManifestDiagnostic::plain(format!("{}: {message}", file.path.display()))
+            .maybe_help(help),
     }
 }
 
@@ -176,7 +200,9 @@ fn toml_hint(message: &str) -> Option<String> {
             .or_else(|| Some(format!("known fields: {}", list(&names))));
     }
     if message.starts_with("invalid type") {
-        return Some(String::from("see docs/manifest.md for the type each key takes"));
+        return Some(String::from(
+            "see docs/manifest.md for the type each key takes",
+        ));
     }
     None
 }

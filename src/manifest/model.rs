@@ -45,7 +45,10 @@ impl Pipeline {
 
     /// The log file of a step.
     pub fn log_path(&self, step: &str) -> PathBuf {
-        self.state_dir().join("logs").join(&self.profile).join(format!("{step}.log"))
+        self.state_dir()
+            .join("logs")
+            .join(&self.profile)
+            .join(format!("{step}.log"))
     }
 }
 
@@ -128,13 +131,19 @@ pub enum Probe {
 }
 
 mod humantime_serde {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 }
 
 mod humantime_serde_opt {
-    pub fn serialize<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => super::humantime_serde::serialize(d, s),
             None => s.serialize_none(),

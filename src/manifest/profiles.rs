@@ -6,7 +6,9 @@ use serde_json::Value as Json;
 use std::path::Path;
 use toml::Spanned;
 
-use super::diagnostics::{ManifestDiagnostic, ManifestErrors, SourceFile, did_you_mean, from_toml, list};
+use super::diagnostics::{
+    ManifestDiagnostic, ManifestErrors, SourceFile, did_you_mean, from_toml, list,
+};
 use super::schema::RawProfile;
 
 /// A loaded profile file.
@@ -27,7 +29,8 @@ pub fn available(dir: &Path) -> Vec<String> {
                 .filter_map(Result::ok)
                 .filter_map(|e| {
                     let path = e.path();
-                    (path.extension()? == "toml").then(|| path.file_stem()?.to_str().map(String::from))?
+                    (path.extension()? == "toml")
+                        .then(|| path.file_stem()?.to_str().map(String::from))?
                 })
                 .collect()
         })
@@ -46,10 +49,17 @@ pub fn load_chain(
     let mut next = Some((name.to_string(), None::<(usize, std::ops::Range<usize>)>));
     while let Some((name, referrer)) = next.take() {
         if chain.iter().any(|p| p.name == name) {
-            let cycle: Vec<&str> = chain.iter().map(|p| p.name.as_str()).chain([name.as_str()]).collect();
-            return Err(ManifestDiagnostic::plain(format!("profiles extend each other in a cycle: {}", cycle.join(" -> ")))
-                .help("remove one `extends`")
-                .into());
+            let cycle: Vec<&str> = chain
+                .iter()
+                .map(|p| p.name.as_str())
+                .chain([name.as_str()])
+                .collect();
+            return Err(ManifestDiagnostic::plain(format!(
+                "profiles extend each other in a cycle: {}",
+                cycle.join(" -> ")
+            ))
+            .help("remove one `extends`")
+            .into());
         }
         let path = dir.join(format!("{name}.toml"));
         if !path.is_file() {
@@ -72,8 +82,15 @@ pub fn load_chain(
         let raw: RawProfile = toml::from_str(&file.text).map_err(|e| from_toml(&file, &e))?;
         files.push(file);
         let index = files.len() - 1;
-        next = raw.extends.as_ref().map(|e| (e.get_ref().clone(), Some((index, e.span()))));
-        chain.push(LoadedProfile { name, file: index, raw });
+        next = raw
+            .extends
+            .as_ref()
+            .map(|e| (e.get_ref().clone(), Some((index, e.span()))));
+        chain.push(LoadedProfile {
+            name,
+            file: index,
+            raw,
+        });
     }
     chain.reverse();
     Ok(chain)
@@ -97,13 +114,19 @@ pub fn overlay_params(
             Ok(new) => {
                 params.insert(name.clone(), new);
             }
-            Err(message) => errors.push(ManifestDiagnostic::at(file, value.span(), message).label("wrong type")),
+            Err(message) => {
+                errors.push(ManifestDiagnostic::at(file, value.span(), message).label("wrong type"))
+            }
         }
     }
 }
 
 /// Applies `--set KEY=VALUE` arguments.
-pub fn apply_sets(params: &mut IndexMap<String, Json>, sets: &[String], errors: &mut ManifestErrors) {
+pub fn apply_sets(
+    params: &mut IndexMap<String, Json>,
+    sets: &[String],
+    errors: &mut ManifestErrors,
+) {
     for set in sets {
         let Some((key, raw)) = set.split_once('=') else {
             errors.push(
@@ -122,7 +145,9 @@ pub fn apply_sets(params: &mut IndexMap<String, Json>, sets: &[String], errors: 
             Ok(new) => {
                 params.insert(key.to_string(), new);
             }
-            Err(message) => errors.push(ManifestDiagnostic::plain(format!("invalid `--set {set}`: {message}"))),
+            Err(message) => errors.push(ManifestDiagnostic::plain(format!(
+                "invalid `--set {set}`: {message}"
+            ))),
         }
     }
 }
@@ -146,7 +171,9 @@ struct UnknownParam {
 
 impl UnknownParam {
     fn map_at(self, file: &SourceFile, span: std::ops::Range<usize>) -> ManifestDiagnostic {
-        ManifestDiagnostic::at(file, span, self.message).label("not a parameter").help(self.help)
+        ManifestDiagnostic::at(file, span, self.message)
+            .label("not a parameter")
+            .help(self.help)
     }
     fn plain(self, context: &str) -> ManifestDiagnostic {
         ManifestDiagnostic::plain(format!("{context}: {}", self.message)).help(self.help)
@@ -155,9 +182,15 @@ impl UnknownParam {
 
 fn unknown_param(name: &str, params: &IndexMap<String, Json>) -> UnknownParam {
     let help = did_you_mean(name, params.keys().map(String::as_str)).unwrap_or_else(|| {
-        format!("declare it under `[params]` in the manifest; declared: {}", list(params.keys()))
+        format!(
+            "declare it under `[params]` in the manifest; declared: {}",
+            list(params.keys())
+        )
     });
-    UnknownParam { message: format!("unknown parameter `{name}`"), help }
+    UnknownParam {
+        message: format!("unknown parameter `{name}`"),
+        help,
+    }
 }
 
 /// Checks that `new` has the type of the default `current` (an integer may stand for a float,
@@ -200,7 +233,11 @@ pub fn toml_to_json(value: &toml::Value) -> Json {
         toml::Value::Boolean(b) => Json::Bool(*b),
         toml::Value::Datetime(d) => Json::String(d.to_string()),
         toml::Value::Array(a) => Json::Array(a.iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => Json::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+        toml::Value::Table(t) => Json::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -213,7 +250,10 @@ mod tests {
     fn set_values_parse_as_toml_or_bare_strings() {
         assert_eq!(parse_set_value("[1,8]"), json!([1, 8]));
         assert_eq!(parse_set_value("3"), json!(3));
-        assert_eq!(parse_set_value("Qwen/Qwen2.5-0.5B-Instruct"), json!("Qwen/Qwen2.5-0.5B-Instruct"));
+        assert_eq!(
+            parse_set_value("Qwen/Qwen2.5-0.5B-Instruct"),
+            json!("Qwen/Qwen2.5-0.5B-Instruct")
+        );
         assert_eq!(parse_set_value("\"quoted\""), json!("quoted"));
     }
 
@@ -221,7 +261,11 @@ mod tests {
     fn types_must_match_the_default() {
         assert_eq!(check_type("x", &json!(1.5), json!(2)), Ok(json!(2)));
         assert_eq!(check_type("x", &json!("a"), json!(3)), Ok(json!("3")));
-        assert!(check_type("x", &json!([1]), json!("a")).unwrap_err().contains("takes a list"));
+        assert!(
+            check_type("x", &json!([1]), json!("a"))
+                .unwrap_err()
+                .contains("takes a list")
+        );
         assert!(check_type("x", &json!(1), json!(1.5)).is_err());
     }
 }

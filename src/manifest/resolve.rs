@@ -10,7 +10,9 @@ use indexmap::IndexMap;
 use serde_json::{Value as Json, json};
 use toml::Spanned;
 
-use super::diagnostics::{ManifestDiagnostic, ManifestErrors, SourceFile, did_you_mean, from_toml, list};
+use super::diagnostics::{
+    ManifestDiagnostic, ManifestErrors, SourceFile, did_you_mean, from_toml, list,
+};
 use super::model::{Pipeline, Probe, Ready, Step};
 use super::profiles::{self, LoadedProfile, toml_to_json};
 use super::schema::{RawManifest, RawReady, RawStep};
@@ -37,7 +39,11 @@ struct Loc<T> {
 
 impl<T: Clone> Loc<T> {
     fn of(spanned: &Spanned<T>, file: usize) -> Self {
-        Self { value: spanned.get_ref().clone(), file, span: spanned.span() }
+        Self {
+            value: spanned.get_ref().clone(),
+            file,
+            span: spanned.span(),
+        }
     }
 }
 
@@ -71,25 +77,43 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
     let mut files = vec![SourceFile::read(&options.manifest)?];
     let raw: RawManifest = toml::from_str(&files[0].text).map_err(|e| from_toml(&files[0], &e))?;
     let workspace = workspace_of(&options.manifest, &raw, &files[0])?;
-    let profile_name = options.profile.clone().unwrap_or_else(|| String::from("default"));
+    let profile_name = options
+        .profile
+        .clone()
+        .unwrap_or_else(|| String::from("default"));
     let chain = match &options.profile {
         Some(name) => profiles::load_chain(&workspace.join("profiles"), name, &mut files)?,
         None => Vec::new(),
     };
     let mut errors = ManifestErrors::default();
-    let mut params: IndexMap<String, Json> =
-        raw.params.iter().map(|(k, v)| (k.get_ref().clone(), toml_to_json(v.get_ref()))).collect();
+    let mut params: IndexMap<String, Json> = raw
+        .params
+        .iter()
+        .map(|(k, v)| (k.get_ref().clone(), toml_to_json(v.get_ref())))
+        .collect();
     for profile in &chain {
-        profiles::overlay_params(&mut params, &profile.raw.params, &files[profile.file], &mut errors);
+        profiles::overlay_params(
+            &mut params,
+            &profile.raw.params,
+            &files[profile.file],
+            &mut errors,
+        );
     }
     profiles::apply_sets(&mut params, &options.sets, &mut errors);
     let declared = declare_steps(&raw, &chain, &files, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
-    let name = raw.pipeline.as_ref().and_then(|p| p.get_ref().name.clone()).unwrap_or_else(|| {
-        options.manifest.file_stem().map_or_else(|| "pipeline".into(), |s| s.to_string_lossy().into_owned())
-    });
+    let name = raw
+        .pipeline
+        .as_ref()
+        .and_then(|p| p.get_ref().name.clone())
+        .unwrap_or_else(|| {
+            options
+                .manifest
+                .file_stem()
+                .map_or_else(|| "pipeline".into(), |s| s.to_string_lossy().into_owned())
+        });
     let renderer = Renderer::default();
     let mut base = json!({
         "pipeline": {"name": name},
@@ -98,7 +122,10 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
         "platform": platform(),
         "workspace": workspace.display().to_string(),
     });
-    let results_template = raw.pipeline.as_ref().and_then(|p| p.get_ref().results.clone());
+    let results_template = raw
+        .pipeline
+        .as_ref()
+        .and_then(|p| p.get_ref().results.clone());
     let results = match &results_template {
         Some(t) => renderer.render(t.get_ref(), &base).map_err(|e| {
             ManifestDiagnostic::at(&files[0], t.span(), e.message).maybe_help(e.help)
@@ -106,7 +133,12 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
         None => format!("results/{profile_name}"),
     };
     base["results"] = Json::String(results.clone());
-    let mut resolver = Resolver { files: &files, renderer, errors, base };
+    let mut resolver = Resolver {
+        files: &files,
+        renderer,
+        errors,
+        base,
+    };
     let steps = resolver.resolve_steps(&declared);
     if !resolver.errors.is_empty() {
         return Err(resolver.errors);
@@ -127,7 +159,10 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
 }
 
 fn declared_spans(declared: &[Declared]) -> BTreeMap<String, Range<usize>> {
-    declared.iter().map(|d| (d.id.value.clone(), d.span.clone())).collect()
+    declared
+        .iter()
+        .map(|d| (d.id.value.clone(), d.span.clone()))
+        .collect()
 }
 
 fn profile_digest(chain: &[LoadedProfile], files: &[SourceFile]) -> String {
@@ -141,9 +176,19 @@ fn profile_digest(chain: &[LoadedProfile], files: &[SourceFile]) -> String {
     hasher.finalize().to_hex().to_string()
 }
 
-fn workspace_of(manifest: &Path, raw: &RawManifest, file: &SourceFile) -> Result<PathBuf, ManifestErrors> {
-    let dir = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let declared = raw.pipeline.as_ref().and_then(|p| p.get_ref().workspace.clone());
+fn workspace_of(
+    manifest: &Path,
+    raw: &RawManifest,
+    file: &SourceFile,
+) -> Result<PathBuf, ManifestErrors> {
+    let dir = manifest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let declared = raw
+        .pipeline
+        .as_ref()
+        .and_then(|p| p.get_ref().workspace.clone());
     let path = dir.join(declared.as_ref().map_or(".", |w| w.get_ref().as_str()));
     std::fs::canonicalize(&path).map_err(|err| {
         let message = format!("workspace `{}` does not exist: {err}", path.display());
@@ -170,16 +215,26 @@ fn declare_steps(
     files: &[SourceFile],
     errors: &mut ManifestErrors,
 ) -> Vec<Declared> {
-    let mut declared: Vec<Declared> = raw.steps.iter().map(|(id, step)| declare(id, step)).collect();
+    let mut declared: Vec<Declared> = raw
+        .steps
+        .iter()
+        .map(|(id, step)| declare(id, step))
+        .collect();
     for profile in chain {
         for (id, overlay) in &profile.raw.steps {
             let Some(step) = declared.iter_mut().find(|d| d.id.value == *id.get_ref()) else {
                 let names: Vec<&str> = declared.iter().map(|d| d.id.value.as_str()).collect();
                 errors.push(
-                    ManifestDiagnostic::at(&files[profile.file], id.span(), format!("unknown step `{}`", id.get_ref()))
-                        .label("not a step of this pipeline")
-                        .help(did_you_mean(id.get_ref(), names.iter().copied())
-                            .unwrap_or_else(|| format!("steps: {}", list(&names)))),
+                    ManifestDiagnostic::at(
+                        &files[profile.file],
+                        id.span(),
+                        format!("unknown step `{}`", id.get_ref()),
+                    )
+                    .label("not a step of this pipeline")
+                    .help(
+                        did_you_mean(id.get_ref(), names.iter().copied())
+                            .unwrap_or_else(|| format!("steps: {}", list(&names))),
+                    ),
                 );
                 continue;
             };
@@ -201,10 +256,23 @@ fn declare(id: &Spanned<String>, step: &Spanned<RawStep>) -> Declared {
         needs: locs(&s.needs, 0),
         inputs: locs(&s.inputs, 0),
         outputs: locs(&s.outputs, 0),
-        env: s.env.iter().map(|(k, v)| (k.clone(), Loc::of(v, 0))).collect(),
+        env: s
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), Loc::of(v, 0)))
+            .collect(),
         pass_env: locs(&s.pass_env, 0),
         resources: locs(&s.resources, 0),
-        matrix: s.matrix.iter().map(|(k, v)| (k.get_ref().clone(), v.get_ref().iter().map(toml_to_json).collect())).collect(),
+        matrix: s
+            .matrix
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.get_ref().clone(),
+                    v.get_ref().iter().map(toml_to_json).collect(),
+                )
+            })
+            .collect(),
         run: s.run.as_ref().map(|r| Loc::of(r, 0)),
         url: s.url.as_ref().map(|r| Loc::of(r, 0)),
         ready: s.ready.as_ref().map(|r| Loc::of(r, 0)),
@@ -217,10 +285,18 @@ fn declare(id: &Spanned<String>, step: &Spanned<RawStep>) -> Declared {
 
 fn overlay_step(step: &mut Declared, overlay: &super::schema::RawStepOverlay, file: usize) {
     let one = |v: &Option<Spanned<String>>| v.as_ref().map(|s| Loc::of(s, file));
-    if let Some(v) = &overlay.inputs { step.inputs = locs(v, file); }
-    if let Some(v) = &overlay.outputs { step.outputs = locs(v, file); }
-    if let Some(v) = &overlay.pass_env { step.pass_env = locs(v, file); }
-    if let Some(v) = &overlay.resources { step.resources = locs(v, file); }
+    if let Some(v) = &overlay.inputs {
+        step.inputs = locs(v, file);
+    }
+    if let Some(v) = &overlay.outputs {
+        step.outputs = locs(v, file);
+    }
+    if let Some(v) = &overlay.pass_env {
+        step.pass_env = locs(v, file);
+    }
+    if let Some(v) = &overlay.resources {
+        step.resources = locs(v, file);
+    }
     for (k, v) in &overlay.env {
         step.env.insert(k.clone(), Loc::of(v, file));
     }
@@ -232,9 +308,17 @@ fn overlay_step(step: &mut Declared, overlay: &super::schema::RawStepOverlay, fi
         step.ready = Some(Loc::of(ready, file));
     }
     if let Some(with) = &overlay.with {
-        let mut merged = step.with.as_ref().map(|w| w.value.clone()).unwrap_or_default();
+        let mut merged = step
+            .with
+            .as_ref()
+            .map(|w| w.value.clone())
+            .unwrap_or_default();
         deep_merge(&mut merged, with.get_ref());
-        step.with = Some(Loc { value: merged, file, span: with.span() });
+        step.with = Some(Loc {
+            value: merged,
+            file,
+            span: with.span(),
+        });
     }
 }
 
@@ -252,12 +336,19 @@ fn deep_merge(base: &mut toml::Table, over: &toml::Table) {
 
 fn check_id(id: &Loc<String>, files: &[SourceFile], errors: &mut ManifestErrors) {
     let ok = !id.value.is_empty()
-        && id.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && id
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         && id.value.starts_with(|c: char| c.is_ascii_alphabetic());
     if !ok {
         errors.push(
-            ManifestDiagnostic::at(&files[id.file], id.span.clone(), format!("invalid step id `{}`", id.value))
-                .help("a step id starts with a letter and uses letters, digits, `_` and `-`"),
+            ManifestDiagnostic::at(
+                &files[id.file],
+                id.span.clone(),
+                format!("invalid step id `{}`", id.value),
+            )
+            .help("a step id starts with a letter and uses letters, digits, `_` and `-`"),
         );
     }
 }
@@ -289,7 +380,10 @@ impl<'a> Resolver<'a> {
         match self.renderer.render(&loc.value, context) {
             Ok(s) => Some(s),
             Err(e) => {
-                let d = self.diag(loc, e.message).label("in this template").maybe_help(e.help);
+                let d = self
+                    .diag(loc, e.message)
+                    .label("in this template")
+                    .maybe_help(e.help);
                 self.errors.push(d);
                 None
             }
@@ -297,7 +391,10 @@ impl<'a> Resolver<'a> {
     }
 
     fn render_all(&mut self, items: &[Loc<String>], context: &Json) -> Vec<String> {
-        items.iter().filter_map(|l| self.render(l, context)).collect()
+        items
+            .iter()
+            .filter_map(|l| self.render(l, context))
+            .collect()
     }
 
     fn resolve_steps(&mut self, declared: &[Declared]) -> IndexMap<String, Step> {
@@ -308,8 +405,10 @@ impl<'a> Resolver<'a> {
             }
         }
         self.check_duplicates(&instances);
-        let ids: Vec<(String, String, BTreeMap<String, Json>)> =
-            instances.iter().map(|i| (i.id.clone(), i.declared.id.value.clone(), i.matrix.clone())).collect();
+        let ids: Vec<(String, String, BTreeMap<String, Json>)> = instances
+            .iter()
+            .map(|i| (i.id.clone(), i.declared.id.value.clone(), i.matrix.clone()))
+            .collect();
         let mut resolved_needs: Vec<Vec<String>> = Vec::new();
         for inst in &instances {
             let mut needs = Vec::new();
@@ -317,8 +416,13 @@ impl<'a> Resolver<'a> {
                 match match_need(need, &inst.matrix, &ids) {
                     Ok(found) => needs.extend(found),
                     Err(help) => {
-                        let d = self.diag(loc, format!("step `{}` needs unknown step `{need}`", inst.id))
-                            .label("no such step").help(help);
+                        let d = self
+                            .diag(
+                                loc,
+                                format!("step `{}` needs unknown step `{need}`", inst.id),
+                            )
+                            .label("no such step")
+                            .help(help);
                         self.errors.push(d);
                     }
                 }
@@ -329,7 +433,8 @@ impl<'a> Resolver<'a> {
         let mut steps = IndexMap::new();
         for (index, inst) in instances.iter().enumerate() {
             let closure = closure(index, &instances, &resolved_needs);
-            if let Some(step) = self.second_pass(inst, &resolved_needs[index], &closure, &instances) {
+            if let Some(step) = self.second_pass(inst, &resolved_needs[index], &closure, &instances)
+            {
                 steps.insert(step.id.clone(), step);
             }
         }
@@ -343,29 +448,57 @@ impl<'a> Resolver<'a> {
         let id = if matrix.is_empty() {
             d.id.value.clone()
         } else {
-            let suffix: Vec<String> = matrix_order(d, &matrix).into_iter().map(id_fragment).collect();
+            let suffix: Vec<String> = matrix_order(d, &matrix)
+                .into_iter()
+                .map(id_fragment)
+                .collect();
             format!("{}-{}", d.id.value, suffix.join("-"))
         };
         context["step"] = json!({"id": id});
-        let needs = d.needs.iter().filter_map(|l| self.render(l, &context).map(|n| (n, l))).collect();
+        let needs = d
+            .needs
+            .iter()
+            .filter_map(|l| self.render(l, &context).map(|n| (n, l)))
+            .collect();
         let outputs = self.render_all(&d.outputs, &context);
         let url = d.url.as_ref().and_then(|u| self.render(u, &context));
-        Instance { declared: d, id, matrix, context, needs, outputs, url }
+        Instance {
+            declared: d,
+            id,
+            matrix,
+            context,
+            needs,
+            outputs,
+            url,
+        }
     }
 
     fn check_duplicates(&mut self, instances: &[Instance]) {
         let mut seen: BTreeMap<&str, &Instance> = BTreeMap::new();
         for inst in instances {
             if let Some(first) = seen.insert(&inst.id, inst) {
-                let d = self.diag(&inst.declared.id, format!("duplicate step id `{}`", inst.id))
+                let d = self
+                    .diag(
+                        &inst.declared.id,
+                        format!("duplicate step id `{}`", inst.id),
+                    )
                     .label("expands to an id that already exists")
-                    .help(format!("`{}` is also produced by step `{}`; rename one of them", inst.id, first.declared.id.value));
+                    .help(format!(
+                        "`{}` is also produced by step `{}`; rename one of them",
+                        inst.id, first.declared.id.value
+                    ));
                 self.errors.push(d);
             }
         }
     }
 
-    fn second_pass(&mut self, inst: &Instance, needs: &[String], closure: &[usize], all: &[Instance]) -> Option<Step> {
+    fn second_pass(
+        &mut self,
+        inst: &Instance,
+        needs: &[String],
+        closure: &[usize],
+        all: &[Instance],
+    ) -> Option<Step> {
         let d = inst.declared;
         let mut context = inst.context.clone();
         context["outputs"] = json!(inst.outputs);
@@ -376,11 +509,17 @@ impl<'a> Resolver<'a> {
         let errors_before = self.errors.items.len();
         let inputs = self.render_all(&d.inputs, &context);
         let run = d.run.as_ref().and_then(|r| self.render(r, &context));
-        let env: BTreeMap<String, String> =
-            d.env.iter().filter_map(|(k, v)| self.render(v, &context).map(|v| (k.clone(), v))).collect();
+        let env: BTreeMap<String, String> = d
+            .env
+            .iter()
+            .filter_map(|(k, v)| self.render(v, &context).map(|v| (k.clone(), v)))
+            .collect();
         let ready = d.ready.as_ref().and_then(|r| self.ready(r, &context));
         let timeout = d.timeout.as_ref().and_then(|t| self.duration(t));
-        let stop_grace = d.stop_grace.as_ref().map_or(Some(Duration::from_secs(10)), |t| self.duration(t));
+        let stop_grace = d
+            .stop_grace
+            .as_ref()
+            .map_or(Some(Duration::from_secs(10)), |t| self.duration(t));
         let with = match &d.with {
             Some(w) => self.render_table(w, &context),
             None => Json::Object(Default::default()),
@@ -414,12 +553,25 @@ impl<'a> Resolver<'a> {
     /// Parameters read by any template of the step, with their values.
     fn params_used(&self, d: &Declared) -> BTreeMap<String, Json> {
         let mut sources: Vec<String> = Vec::new();
-        let all = [&d.needs, &d.inputs, &d.outputs].into_iter().flatten().map(|l| l.value.clone());
+        let all = [&d.needs, &d.inputs, &d.outputs]
+            .into_iter()
+            .flatten()
+            .map(|l| l.value.clone());
         sources.extend(all);
         sources.extend(d.env.values().map(|l| l.value.clone()));
-        sources.extend([&d.run, &d.url].into_iter().flatten().map(|l| l.value.clone()));
+        sources.extend(
+            [&d.run, &d.url]
+                .into_iter()
+                .flatten()
+                .map(|l| l.value.clone()),
+        );
         if let Some(r) = &d.ready {
-            sources.extend([&r.value.http, &r.value.tcp, &r.value.log].into_iter().flatten().cloned());
+            sources.extend(
+                [&r.value.http, &r.value.tcp, &r.value.log]
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
         }
         if let Some(w) = &d.with {
             collect_strings(&toml::Value::Table(w.value.clone()), &mut sources);
@@ -440,17 +592,34 @@ impl<'a> Resolver<'a> {
 
     fn ready(&mut self, loc: &Loc<RawReady>, context: &Json) -> Option<Ready> {
         let r = &loc.value;
-        let given: Vec<(&str, &String)> =
-            [("http", &r.http), ("tcp", &r.tcp), ("log", &r.log)].into_iter().filter_map(|(k, v)| Some((k, v.as_ref()?))).collect();
+        let given: Vec<(&str, &String)> = [("http", &r.http), ("tcp", &r.tcp), ("log", &r.log)]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.as_ref()?)))
+            .collect();
         let [(kind, value)] = given.as_slice() else {
-            let d = self.diag(loc, "a readiness probe takes exactly one of `http`, `tcp`, `log`")
+            let d = self
+                .diag(
+                    loc,
+                    "a readiness probe takes exactly one of `http`, `tcp`, `log`",
+                )
                 .help("for example `ready = { http = \"{{ url }}/health\", timeout = \"5m\" }`");
             self.errors.push(d);
             return None;
         };
-        let value = self.render(&Loc { value: (*value).clone(), file: loc.file, span: loc.span.clone() }, context)?;
+        let value = self.render(
+            &Loc {
+                value: (*value).clone(),
+                file: loc.file,
+                span: loc.span.clone(),
+            },
+            context,
+        )?;
         let timeout = match &r.timeout {
-            Some(t) => self.duration(&Loc { value: t.clone(), file: loc.file, span: loc.span.clone() })?,
+            Some(t) => self.duration(&Loc {
+                value: t.clone(),
+                file: loc.file,
+                span: loc.span.clone(),
+            })?,
             None => Duration::from_secs(300),
         };
         let probe = match *kind {
@@ -465,7 +634,8 @@ impl<'a> Resolver<'a> {
         match humantime::parse_duration(&loc.value) {
             Ok(d) => Some(d),
             Err(err) => {
-                let d = self.diag(loc, format!("invalid duration `{}`: {err}", loc.value))
+                let d = self
+                    .diag(loc, format!("invalid duration `{}`: {err}", loc.value))
                     .help("write a duration like `90s`, `10m` or `1h 30m`");
                 self.errors.push(d);
                 None
@@ -485,13 +655,24 @@ impl<'a> Resolver<'a> {
                 Ok(v) => v,
                 Err(e) => {
                     let span = find_in(&self.files[loc.file].text, &loc.span, &s);
-                    let d = ManifestDiagnostic::at(&self.files[loc.file], span, e.message).label("in this template").maybe_help(e.help);
+                    let d = ManifestDiagnostic::at(&self.files[loc.file], span, e.message)
+                        .label("in this template")
+                        .maybe_help(e.help);
                     self.errors.push(d);
                     Json::Null
                 }
             },
-            Json::Array(items) => Json::Array(items.into_iter().map(|v| self.render_json(v, loc, context)).collect()),
-            Json::Object(map) => Json::Object(map.into_iter().map(|(k, v)| (k, self.render_json(v, loc, context))).collect()),
+            Json::Array(items) => Json::Array(
+                items
+                    .into_iter()
+                    .map(|v| self.render_json(v, loc, context))
+                    .collect(),
+            ),
+            Json::Object(map) => Json::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k, self.render_json(v, loc, context)))
+                    .collect(),
+            ),
             other => other,
         }
     }
@@ -500,19 +681,41 @@ impl<'a> Resolver<'a> {
         let kind = &d.kind;
         let forbid = |this: &mut Self, present: bool, field: &str, why: &str| {
             if present {
-                let diag = this.diag(&d.id, format!("step `{}` of kind `{}` does not take `{field}`", step.id, kind.value)).help(why.to_string());
+                let diag = this
+                    .diag(
+                        &d.id,
+                        format!(
+                            "step `{}` of kind `{}` does not take `{field}`",
+                            step.id, kind.value
+                        ),
+                    )
+                    .help(why.to_string());
                 this.errors.push(diag);
             }
         };
         match kind.value.as_str() {
             "command" => {
                 if d.run.is_none() {
-                    let diag = self.diag(&d.id, format!("step `{}` of kind `command` has no `run`", step.id))
+                    let diag = self
+                        .diag(
+                            &d.id,
+                            format!("step `{}` of kind `command` has no `run`", step.id),
+                        )
                         .help("add `run = \"...\"`: the command line, run with `sh -c`");
                     self.errors.push(diag);
                 }
-                forbid(self, d.ready.is_some() || d.url.is_some(), "ready`/`url", "only services have readiness probes and URLs");
-                forbid(self, d.with.is_some(), "with", "`with` holds settings of built-in kinds; a command takes `run`");
+                forbid(
+                    self,
+                    d.ready.is_some() || d.url.is_some(),
+                    "ready`/`url",
+                    "only services have readiness probes and URLs",
+                );
+                forbid(
+                    self,
+                    d.with.is_some(),
+                    "with",
+                    "`with` holds settings of built-in kinds; a command takes `run`",
+                );
             }
             "service" => {
                 if d.run.is_none() || d.ready.is_none() {
@@ -520,29 +723,65 @@ impl<'a> Resolver<'a> {
                         .help("for example `run = \"vllm serve ...\"` and `ready = { http = \"{{ url }}/health\" }`");
                     self.errors.push(diag);
                 }
-                forbid(self, !d.outputs.is_empty(), "outputs", "a service produces no files; its consumers do");
-                forbid(self, d.timeout.is_some(), "timeout", "a service's startup limit is `ready.timeout`");
-                forbid(self, d.with.is_some(), "with", "a service takes `run`, `url` and `ready`");
+                forbid(
+                    self,
+                    !d.outputs.is_empty(),
+                    "outputs",
+                    "a service produces no files; its consumers do",
+                );
+                forbid(
+                    self,
+                    d.timeout.is_some(),
+                    "timeout",
+                    "a service's startup limit is `ready.timeout`",
+                );
+                forbid(
+                    self,
+                    d.with.is_some(),
+                    "with",
+                    "a service takes `run`, `url` and `ready`",
+                );
             }
             name => match crate::steps::builtin(name) {
                 Some(builtin) => {
-                    forbid(self, d.run.is_some(), "run", "built-in kinds take their settings in `with`");
-                    forbid(self, d.ready.is_some() || d.url.is_some(), "ready`/`url", "only services have readiness probes and URLs");
+                    forbid(
+                        self,
+                        d.run.is_some(),
+                        "run",
+                        "built-in kinds take their settings in `with`",
+                    );
+                    forbid(
+                        self,
+                        d.ready.is_some() || d.url.is_some(),
+                        "ready`/`url",
+                        "only services have readiness probes and URLs",
+                    );
                     if let Err(message) = builtin.check(&step.with) {
-                        let loc = d.with.as_ref().map_or(kind.span.clone(), |w| w.span.clone());
+                        let loc = d
+                            .with
+                            .as_ref()
+                            .map_or(kind.span.clone(), |w| w.span.clone());
                         let file = d.with.as_ref().map_or(kind.file, |w| w.file);
                         let span = field_span(&self.files[file].text, &loc, &message);
-                        let diag = ManifestDiagnostic::at(&self.files[file], span, format!("invalid settings for step `{}`: {message}", step.id))
-                            .help(format!("see docs/manifest.md, kind `{name}`"));
+                        let diag = ManifestDiagnostic::at(
+                            &self.files[file],
+                            span,
+                            format!("invalid settings for step `{}`: {message}", step.id),
+                        )
+                        .help(format!("see docs/manifest.md, kind `{name}`"));
                         self.errors.push(diag);
                     }
                 }
                 None => {
                     let mut names = vec!["command", "service"];
                     names.extend(crate::steps::builtin_names());
-                    let diag = self.diag(kind, format!("unknown step kind `{name}`"))
+                    let diag = self
+                        .diag(kind, format!("unknown step kind `{name}`"))
                         .label("not a step kind")
-                        .help(did_you_mean(name, names.iter().copied()).unwrap_or_else(|| format!("kinds: {}", list(&names))));
+                        .help(
+                            did_you_mean(name, names.iter().copied())
+                                .unwrap_or_else(|| format!("kinds: {}", list(&names))),
+                        );
                     self.errors.push(diag);
                 }
             },
@@ -554,19 +793,23 @@ impl<'a> Resolver<'a> {
         let mut writers: BTreeMap<&str, &str> = BTreeMap::new();
         for inst in instances {
             for out in &inst.outputs {
-                if let Some(other) = writers.insert(out, &inst.id) {
-                    if other != inst.id {
-                        let d = self.diag(&inst.declared.id, format!("steps `{other}` and `{}` both write `{out}`", inst.id))
+                if let Some(other) = writers.insert(out, &inst.id)
+                    && other != inst.id
+                {
+                    let d = self.diag(&inst.declared.id, format!("steps `{other}` and `{}` both write `{out}`", inst.id))
                             .help("give each step its own outputs (use `{{ step.id }}` or a matrix value in the path)");
-                        self.errors.push(d);
-                    }
+                    self.errors.push(d);
                 }
             }
         }
         for inst in instances {
-            let Some(step) = steps.get(&inst.id) else { continue };
+            let Some(step) = steps.get(&inst.id) else {
+                continue;
+            };
             for input in &step.inputs {
-                let producer = writers.iter().find(|(out, _)| Path::new(input).starts_with(out));
+                let producer = writers
+                    .iter()
+                    .find(|(out, _)| Path::new(input).starts_with(out));
                 if let Some((out, producer)) = producer {
                     let d = self.diag(&inst.declared.id, format!("step `{}` declares input `{input}`, which step `{producer}` writes (`{out}`)", inst.id))
                         .help(format!("depend on it with `needs = [\"{producer}\"]` and refer to `{{{{ steps.{producer}.outputs[0] }}}}`; inputs are source files"));
@@ -592,11 +835,13 @@ fn expand(matrix: &[(String, Vec<Json>)]) -> Vec<BTreeMap<String, Json>> {
     for (key, values) in matrix {
         combos = combos
             .into_iter()
-            .flat_map(|c| values.iter().map(move |v| {
-                let mut c = c.clone();
-                c.insert(key.clone(), v.clone());
-                c
-            }))
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.insert(key.clone(), v.clone());
+                    c
+                })
+            })
             .collect();
     }
     combos
@@ -611,24 +856,49 @@ fn id_fragment(value: &Json) -> String {
         Json::String(s) => s.clone(),
         other => other.to_string(),
     };
-    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '.' { c } else { '_' }).collect()
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Resolves one `needs` entry: an instance id, or a declared id whose instances agree with this
 /// step's matrix values on the keys they share.
-fn match_need(need: &str, matrix: &BTreeMap<String, Json>, ids: &[(String, String, BTreeMap<String, Json>)]) -> Result<Vec<String>, String> {
+fn match_need(
+    need: &str,
+    matrix: &BTreeMap<String, Json>,
+    ids: &[(String, String, BTreeMap<String, Json>)],
+) -> Result<Vec<String>, String> {
     if ids.iter().any(|(id, _, _)| id == need) {
         return Ok(vec![need.to_string()]);
     }
     let of_base: Vec<_> = ids.iter().filter(|(_, base, _)| base == need).collect();
     if of_base.is_empty() {
-        let names: BTreeSet<&str> = ids.iter().flat_map(|(id, base, _)| [id.as_str(), base.as_str()]).collect();
-        return Err(did_you_mean(need, names.iter().copied()).unwrap_or_else(|| format!("steps: {}", list(&names))));
+        let names: BTreeSet<&str> = ids
+            .iter()
+            .flat_map(|(id, base, _)| [id.as_str(), base.as_str()])
+            .collect();
+        return Err(did_you_mean(need, names.iter().copied())
+            .unwrap_or_else(|| format!("steps: {}", list(&names))));
     }
-    let agree = |m: &BTreeMap<String, Json>| m.iter().all(|(k, v)| matrix.get(k).is_none_or(|mine| mine == v));
-    let found: Vec<String> = of_base.iter().filter(|(_, _, m)| agree(m)).map(|(id, _, _)| id.clone()).collect();
+    let agree = |m: &BTreeMap<String, Json>| {
+        m.iter()
+            .all(|(k, v)| matrix.get(k).is_none_or(|mine| mine == v))
+    };
+    let found: Vec<String> = of_base
+        .iter()
+        .filter(|(_, _, m)| agree(m))
+        .map(|(id, _, _)| id.clone())
+        .collect();
     if found.is_empty() {
-        return Err(format!("no instance of `{need}` has this step's matrix values"));
+        return Err(format!(
+            "no instance of `{need}` has this step's matrix values"
+        ));
     }
     Ok(found)
 }
@@ -639,10 +909,10 @@ fn closure(start: usize, instances: &[Instance], needs: &[Vec<String>]) -> Vec<u
     let mut stack = vec![start];
     while let Some(i) = stack.pop() {
         for need in &needs[i] {
-            if let Some(j) = instances.iter().position(|x| &x.id == need) {
-                if seen.insert(j) {
-                    stack.push(j);
-                }
+            if let Some(j) = instances.iter().position(|x| &x.id == need)
+                && seen.insert(j)
+            {
+                stack.push(j);
             }
         }
     }
@@ -664,7 +934,9 @@ fn steps_context(closure: &[usize], all: &[Instance]) -> Json {
     for (base, members) in per_base {
         if let [only] = members.as_slice() {
             let inst = &all[*only];
-            map.entry(base.to_string()).or_insert_with(|| json!({"id": inst.id, "outputs": inst.outputs, "url": inst.url}));
+            map.entry(base.to_string()).or_insert_with(
+                || json!({"id": inst.id, "outputs": inst.outputs, "url": inst.url}),
+            );
         }
     }
     Json::Object(map)

@@ -49,11 +49,15 @@ impl Renderer {
                 .env
                 .compile_expression(expr)
                 .map_err(|err| self.explain(source, context, &err))?;
-            let value = compiled.eval(ctx).map_err(|err| self.explain(source, context, &err))?;
+            let value = compiled
+                .eval(ctx)
+                .map_err(|err| self.explain(source, context, &err))?;
             if value.is_undefined() {
-                return Err(self.explain(source, context, &minijinja::Error::from(
-                    minijinja::ErrorKind::UndefinedError,
-                )));
+                return Err(self.explain(
+                    source,
+                    context,
+                    &minijinja::Error::from(minijinja::ErrorKind::UndefinedError),
+                ));
             }
             return serde_json::to_value(&value).map_err(|err| TemplateError {
                 message: format!("template `{source}` produced a value that is not data: {err}"),
@@ -68,7 +72,9 @@ impl Renderer {
         if !source.contains("{{") && !source.contains("{%") {
             return Vec::new();
         }
-        let Ok(template) = self.env.template_from_str(source) else { return Vec::new() };
+        let Ok(template) = self.env.template_from_str(source) else {
+            return Vec::new();
+        };
         let mut names: Vec<String> = template
             .undeclared_variables(true)
             .into_iter()
@@ -84,10 +90,16 @@ impl Renderer {
 
     fn explain(&self, source: &str, context: &Json, err: &minijinja::Error) -> TemplateError {
         if let Some((path, help)) = self.find_undefined(source, context) {
-            return TemplateError { message: format!("undefined variable `{path}` in template"), help };
+            return TemplateError {
+                message: format!("undefined variable `{path}` in template"),
+                help,
+            };
         }
         let detail = err.detail().map(|d| format!(": {d}")).unwrap_or_default();
-        TemplateError { message: format!("template error: {}{detail}", err.kind()), help: None }
+        TemplateError {
+            message: format!("template error: {}{detail}", err.kind()),
+            help: None,
+        }
     }
 
     /// Finds the first variable path the template uses that the context lacks.
@@ -149,9 +161,18 @@ mod tests {
         let r = Renderer::default();
         let ctx = json!({"params": {"model": "m", "levels": [1, 4]}});
         assert_eq!(r.render("x-{{ params.model }}", &ctx).unwrap(), "x-m");
-        assert_eq!(r.render_value("{{ params.levels }}", &ctx).unwrap(), json!([1, 4]));
-        assert_eq!(r.render_value("{{ params.levels }} ", &ctx).unwrap(), json!([1, 4]));
-        assert_eq!(r.render_value("n={{ params.levels[0] }}", &ctx).unwrap(), json!("n=1"));
+        assert_eq!(
+            r.render_value("{{ params.levels }}", &ctx).unwrap(),
+            json!([1, 4])
+        );
+        assert_eq!(
+            r.render_value("{{ params.levels }} ", &ctx).unwrap(),
+            json!([1, 4])
+        );
+        assert_eq!(
+            r.render_value("n={{ params.levels[0] }}", &ctx).unwrap(),
+            json!("n=1")
+        );
         assert_eq!(r.render("no template", &ctx).unwrap(), "no template");
     }
 

@@ -58,7 +58,12 @@ async fn run(step: &Step, io: StepIo) -> Result<Outcome, StepError> {
 fn render_with_staging(step: &Step, io: &StepIo) -> Result<String, StepError> {
     let source = step.run_source.as_deref().unwrap_or_default();
     let mut context = step.context.clone();
-    context["outputs"] = Json::from(io.outputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>());
+    context["outputs"] = Json::from(
+        io.outputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>(),
+    );
     crate::manifest::templating::Renderer::default()
         .render(source, &context)
         .map_err(|e| StepError::new(format!("cannot render `run`: {}", e.message)))

@@ -34,7 +34,9 @@ pub struct StepError {
 impl StepError {
     /// A failure with a message.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into() }
+        Self {
+            message: message.into(),
+        }
     }
 }
 

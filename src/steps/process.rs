@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
 /// Variables every child gets from Forge's environment, besides the declared ones.
-const BASE_ENV: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM", "TMPDIR", "SHELL"];
+const BASE_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM", "TMPDIR", "SHELL",
+];
 
 /// A running child and its process group.
 #[derive(Debug)]
@@ -23,11 +25,19 @@ pub struct Group {
 
 /// Starts `sh -c <line>` in `dir` as the leader of a new process group, stdout and stderr
 /// appended to `log`, with only the base environment plus `env`.
-pub fn spawn(line: &str, dir: &Path, env: &BTreeMap<String, String>, log: &Path) -> io::Result<Group> {
+pub fn spawn(
+    line: &str,
+    dir: &Path,
+    env: &BTreeMap<String, String>,
+    log: &Path,
+) -> io::Result<Group> {
     if let Some(parent) = log.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
     let err = out.try_clone()?;
     let mut command = Command::new("sh");
     command.arg("-c").arg(line).current_dir(dir).env_clear();
@@ -36,7 +46,12 @@ pub fn spawn(line: &str, dir: &Path, env: &BTreeMap<String, String>, log: &Path)
             command.env(name, value);
         }
     }
-    command.envs(env).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+    command
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
     // SAFETY: prctl is async-signal-safe; it only asks the kernel to signal the child when
     // Forge dies, so a killed Forge does not leave the group leader running.
     unsafe {
@@ -46,7 +61,10 @@ pub fn spawn(line: &str, dir: &Path, env: &BTreeMap<String, String>, log: &Path)
         });
     }
     let child = command.spawn()?;
-    let pgid = child.id().and_then(|p| i32::try_from(p).ok()).ok_or_else(|| io::Error::other("child has no pid"))?;
+    let pgid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .ok_or_else(|| io::Error::other("child has no pid"))?;
     Ok(Group { child, pgid })
 }
 
@@ -100,7 +118,12 @@ pub async fn reap_leftovers(pgid: i32, grace: Duration) {
 
 /// The last `n` lines of a log file.
 pub fn tail(log: &Path, n: usize) -> Vec<String> {
-    let text = std::fs::read(log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = std::fs::read(log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].iter().map(|l| l.to_string()).collect()
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
 }

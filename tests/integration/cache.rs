@@ -32,7 +32,8 @@ run = "echo $(( $(cat {{ steps.scale.outputs[0] }}) % 2 )) > {{ outputs[0] }}; e
 
 fn chain() -> Workspace {
     let ws = Workspace::new();
-    ws.write("pipeline.toml", CHAIN).write("data/input.txt", "a\nb\n");
+    ws.write("pipeline.toml", CHAIN)
+        .write("data/input.txt", "a\nb\n");
     ws
 }
 
@@ -74,7 +75,10 @@ fn early_cutoff_keeps_downstream_fresh_when_outputs_are_identical() {
     ws.write("data/input.txt", "x\ny\nz\n");
     let (_, statuses, _) = run_json(&ws, &["pipeline.toml"]);
     assert_eq!(statuses["source"], "ran");
-    assert_eq!(statuses["scale"], "fresh", "identical upstream output must not rerun `scale`");
+    assert_eq!(
+        statuses["scale"], "fresh",
+        "identical upstream output must not rerun `scale`"
+    );
     assert_eq!(statuses["parity"], "fresh");
     assert_eq!(ws.read("out/parity-runs").lines().count(), 2);
 }
@@ -85,13 +89,22 @@ fn outputs_modified_or_missing_are_explained() {
     run_json(&ws, &["pipeline.toml"]);
     ws.write("out/parity.txt", "tampered\n");
     let p = plan(&ws, &["pipeline.toml"]);
-    assert_eq!(p["parity"].1, vec!["output `out/parity.txt` was modified since it was recorded"]);
+    assert_eq!(
+        p["parity"].1,
+        vec!["output `out/parity.txt` was modified since it was recorded"]
+    );
     std::fs::remove_file(ws.path().join("out/parity.txt")).unwrap();
     let p = plan(&ws, &["pipeline.toml"]);
-    assert_eq!(p["parity"].0, "run", "a missing final output is produced again");
+    assert_eq!(
+        p["parity"].0, "run",
+        "a missing final output is produced again"
+    );
     std::fs::remove_file(ws.path().join("out/source.txt")).unwrap();
     let p = plan(&ws, &["pipeline.toml"]);
-    assert_eq!(p["source"].0, "will-skip", "a missing intermediate is not needed: {p:?}");
+    assert_eq!(
+        p["source"].0, "will-skip",
+        "a missing intermediate is not needed: {p:?}"
+    );
 }
 
 #[test]
@@ -114,10 +127,24 @@ run = "cat {{ steps['serve-' ~ matrix.model ~ '-1'].outputs[0] }} {{ steps['serv
     let (code, statuses, stderr) = run_json(&ws, &["pipeline.toml"]);
     assert_eq!(code, 0, "{stderr}");
     let ids: Vec<&str> = statuses.keys().map(String::as_str).collect();
-    assert_eq!(ids, ["eval-awq", "eval-bf16", "serve-awq-1", "serve-awq-2", "serve-bf16-1", "serve-bf16-2"]);
+    assert_eq!(
+        ids,
+        [
+            "eval-awq",
+            "eval-bf16",
+            "serve-awq-1",
+            "serve-awq-2",
+            "serve-bf16-1",
+            "serve-bf16-2"
+        ]
+    );
     assert_eq!(ws.read("out/eval-awq.txt"), "awq 1\nawq 2\n");
     let graph = ws.forge(&["graph", "pipeline.toml"]);
-    assert!(graph.stdout().contains("serve_awq_1 --> eval_awq"), "{}", graph.stdout());
+    assert!(
+        graph.stdout().contains("serve_awq_1 --> eval_awq"),
+        "{}",
+        graph.stdout()
+    );
     assert!(!graph.stdout().contains("serve_bf16_1 --> eval_awq"));
 }
 
@@ -137,12 +164,27 @@ run = "echo {{ params.model }} {{ params.levels }} $EXTRA > {{ outputs[0] }}"
 "#)
     .write("profiles/base.toml", "[params]\nmodel = \"base\"\nlevels = [1, 2]\n")
     .write("profiles/child.toml", "extends = \"base\"\n[params]\nmodel = \"child\"\n[steps.show]\nenv = { EXTRA = \"child\" }\n");
-    ws.forge(&["run", "pipeline.toml", "--profile", "child"]).success();
+    ws.forge(&["run", "pipeline.toml", "--profile", "child"])
+        .success();
     assert_eq!(ws.read("out/child.txt"), "child [1, 2] child\n");
-    ws.forge(&["run", "pipeline.toml", "--profile", "child", "--set", "model=cli", "--set", "levels=[8]"]).success();
+    ws.forge(&[
+        "run",
+        "pipeline.toml",
+        "--profile",
+        "child",
+        "--set",
+        "model=cli",
+        "--set",
+        "levels=[8]",
+    ])
+    .success();
     assert_eq!(ws.read("out/child.txt"), "cli [8] child\n");
     let listed = ws.forge(&["profiles", "pipeline.toml"]);
-    assert!(listed.stdout().contains("child") && listed.stdout().contains("(extends base)"), "{}", listed.stdout());
+    assert!(
+        listed.stdout().contains("child") && listed.stdout().contains("(extends base)"),
+        "{}",
+        listed.stdout()
+    );
 }
 
 #[test]
@@ -151,7 +193,8 @@ fn two_profiles_that_resolve_the_same_share_a_key() {
     ws.write("pipeline.toml", "[pipeline]\nresults = \"results\"\n[params]\nn = 1\n[steps.a]\nkind = \"command\"\noutputs = [\"out.txt\"]\nrun = \"echo {{ params.n }} > {{ outputs[0] }}\"\n")
         .write("profiles/one.toml", "[params]\nn = 2\n")
         .write("profiles/two.toml", "[params]\nn = 2\n");
-    ws.forge(&["run", "pipeline.toml", "--profile", "one"]).success();
+    ws.forge(&["run", "pipeline.toml", "--profile", "one"])
+        .success();
     let p = plan(&ws, &["pipeline.toml", "--profile", "two"]);
     assert_eq!(p["a"].0, "fresh", "{p:?}");
 }
@@ -170,14 +213,19 @@ fn undeclared_environment_does_not_reach_commands() {
     assert!(output.status.success());
     assert_eq!(ws.read("out.txt"), "yes p no\n");
     let p = plan(&ws, &["pipeline.toml"]);
-    assert_eq!(p["a"].1, vec!["env `PASSED` changed"], "pass_env values are part of the key");
+    assert_eq!(
+        p["a"].1,
+        vec!["env `PASSED` changed"],
+        "pass_env values are part of the key"
+    );
 }
 
 #[test]
 fn fresh_clone_reruns_only_the_edited_chart_and_starts_no_service() {
     let ws = Workspace::new();
     let port = crate::support::free_port();
-    let manifest = format!(r#"
+    let manifest = format!(
+        r#"
 [pipeline]
 workspace = ".."
 
@@ -207,7 +255,8 @@ kind = "command"
 needs = ["bench"]
 outputs = ["results/chart.txt"]
 run = "echo '{{{{ params.title }}}}' $(cat {{{{ steps.bench.outputs[0] }}}}) > {{{{ outputs[0] }}}}; echo c >> runs.log"
-"#);
+"#
+    );
     ws.write("pipelines/forge.toml", &manifest);
     let (code, statuses, stderr) = run_json(&ws, &["pipelines/forge.toml"]);
     assert_eq!(code, 0, "{stderr}");
@@ -216,20 +265,36 @@ run = "echo '{{{{ params.title }}}}' $(cat {{{{ steps.bench.outputs[0] }}}}) > {
 
     // A fresh clone: intermediate outputs and `.forge/` are gone; results and the lock remain.
     std::fs::remove_dir_all(ws.path().join(".forge")).unwrap();
-    ws.write("pipelines/forge.toml", &manifest.replace("title = \"Throughput\"", "title = \"Output tokens/s\""));
+    ws.write(
+        "pipelines/forge.toml",
+        &manifest.replace("title = \"Throughput\"", "title = \"Output tokens/s\""),
+    );
     let p = plan(&ws, &["pipelines/forge.toml"]);
-    assert_eq!(p["charts"], ("run".to_string(), vec!["param `title` changed: \"Throughput\" -> \"Output tokens/s\"".to_string()]));
+    assert_eq!(
+        p["charts"],
+        (
+            "run".to_string(),
+            vec!["param `title` changed: \"Throughput\" -> \"Output tokens/s\"".to_string()]
+        )
+    );
     assert_eq!(p["bench"].0, "fresh");
     assert_eq!(p["serve"].0, "idle");
     assert_eq!(p["quantize"].0, "will-skip");
-    assert!(p["quantize"].1[0].contains("`.forge/models/awq` is missing"), "{p:?}");
+    assert!(
+        p["quantize"].1[0].contains("`.forge/models/awq` is missing"),
+        "{p:?}"
+    );
 
     let (code, statuses, stderr) = run_json(&ws, &["pipelines/forge.toml"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(statuses["charts"], "ran");
     assert_eq!(statuses["bench"], "fresh");
     assert_eq!(statuses["quantize"], "skipped");
-    assert_eq!(ws.read("service-starts.log").lines().count(), 1, "no service started");
+    assert_eq!(
+        ws.read("service-starts.log").lines().count(),
+        1,
+        "no service started"
+    );
     assert_eq!(ws.read("runs.log"), "q\nb\nc\nc\n");
     assert!(ws.read("results/chart.txt").starts_with("Output tokens/s"));
 }
@@ -240,21 +305,33 @@ fn only_and_from_select_steps() {
     run_json(&ws, &["pipeline.toml"]);
     ws.write("data/input.txt", "1\n2\n3\n4\n5\n");
     let p = plan(&ws, &["pipeline.toml", "--only", "parity"]);
-    assert_eq!(p["parity"].0, "fresh", "--only reuses stale-but-present upstream outputs: {p:?}");
+    assert_eq!(
+        p["parity"].0, "fresh",
+        "--only reuses stale-but-present upstream outputs: {p:?}"
+    );
     assert_eq!(p["source"].0, "will-skip");
-    let p = plan(&ws, &["pipeline.toml", "--from", "scale", "--force", "scale"]);
+    let p = plan(
+        &ws,
+        &["pipeline.toml", "--from", "scale", "--force", "scale"],
+    );
     assert_eq!(p["source"].0, "will-skip");
     assert_eq!(p["scale"].0, "run");
     assert_eq!(p["parity"].0, "pending");
     let bad = ws.forge(&["plan", "pipeline.toml", "--only", "scael"]);
     assert_eq!(bad.code(), 2);
-    assert!(bad.stderr().contains("did you mean `scale`?"), "{}", bad.stderr());
+    assert!(
+        bad.stderr().contains("did you mean `scale`?"),
+        "{}",
+        bad.stderr()
+    );
 }
 
 #[test]
 fn a_failed_step_stops_the_run_and_shows_its_log() {
     let ws = Workspace::new();
-    ws.write("pipeline.toml", r#"
+    ws.write(
+        "pipeline.toml",
+        r#"
 [steps.bad]
 kind = "command"
 outputs = ["out/bad.txt"]
@@ -270,13 +347,20 @@ run = "touch {{ outputs[0] }}"
 kind = "command"
 outputs = ["out/lazy.txt"]
 run = "echo fine > {{ outputs[0] }}"
-"#);
+"#,
+    );
     let (code, statuses, stderr) = run_json(&ws, &["pipeline.toml", "--jobs", "1", "--keep-going"]);
     assert_eq!(code, 1);
     assert_eq!(statuses["bad"], "failed");
     assert_eq!(statuses["after"], "not-run");
-    assert_eq!(statuses["lazy"], "ran", "--keep-going runs independent steps");
-    assert!(stderr.contains("exited with code 3") && stderr.contains("it broke"), "{stderr}");
+    assert_eq!(
+        statuses["lazy"], "ran",
+        "--keep-going runs independent steps"
+    );
+    assert!(
+        stderr.contains("exited with code 3") && stderr.contains("it broke"),
+        "{stderr}"
+    );
     assert!(!ws.exists("out/bad.txt"), "a failed step leaves no output");
     let show = ws.forge(&["show", "pipeline.toml", "bad"]);
     assert!(show.stdout().contains("never run"), "{}", show.stdout());
@@ -285,17 +369,33 @@ run = "echo fine > {{ outputs[0] }}"
 #[test]
 fn outputs_written_to_the_final_path_are_an_error() {
     let ws = Workspace::new();
-    ws.write("pipeline.toml", "[steps.a]\nkind = \"command\"\noutputs = [\"out.txt\"]\nrun = \"echo x > out.txt\"\n");
+    ws.write(
+        "pipeline.toml",
+        "[steps.a]\nkind = \"command\"\noutputs = [\"out.txt\"]\nrun = \"echo x > out.txt\"\n",
+    );
     let run = ws.forge(&["run", "pipeline.toml"]);
     assert_eq!(run.code(), 1);
-    assert!(run.stderr().contains("declared output `out.txt` was not produced"), "{}", run.stderr());
-    assert!(run.stderr().contains("{{ outputs[0] }}"), "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("declared output `out.txt` was not produced"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("{{ outputs[0] }}"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
 fn kill_9_mid_step_keeps_the_previous_outputs_and_no_false_record() {
     let ws = Workspace::new();
-    let manifest = |text: &str, sleep: u32| format!("[steps.a]\nkind = \"command\"\noutputs = [\"out.txt\"]\nrun = \"echo {text} > {{{{ outputs[0] }}}}; sleep {sleep}\"\n");
+    let manifest = |text: &str, sleep: u32| {
+        format!(
+            "[steps.a]\nkind = \"command\"\noutputs = [\"out.txt\"]\nrun = \"echo {text} > {{{{ outputs[0] }}}}; sleep {sleep}\"\n"
+        )
+    };
     ws.write("pipeline.toml", &manifest("good", 0));
     ws.forge(&["run", "pipeline.toml"]).success();
     ws.write("pipeline.toml", &manifest("new", 30));
@@ -314,7 +414,11 @@ fn kill_9_mid_step_keeps_the_previous_outputs_and_no_false_record() {
     assert!(staged.exists(), "the step never started");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert_eq!(ws.read("out.txt"), "good\n", "the previous good output is untouched");
+    assert_eq!(
+        ws.read("out.txt"),
+        "good\n",
+        "the previous good output is untouched"
+    );
     let p = plan(&ws, &["pipeline.toml"]);
     assert_eq!(p["a"].0, "run", "no record claims the killed run succeeded");
     // The lock was released with the killed process: a new run proceeds (and finishes fast).
@@ -341,7 +445,11 @@ fn a_second_run_in_the_same_workspace_is_refused() {
     let second = ws.forge(&["run", "pipeline.toml"]);
     assert_eq!(second.code(), 2);
     let pid = first.id().to_string();
-    assert!(second.stderr().contains(&format!("pid {pid}")), "{}", second.stderr());
+    assert!(
+        second.stderr().contains(&format!("pid {pid}")),
+        "{}",
+        second.stderr()
+    );
     first.kill().unwrap();
     first.wait().unwrap();
 }

@@ -26,8 +26,13 @@ fn every_malformed_manifest_gets_a_clear_error() {
             .env("NO_COLOR", "1")
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr).replace(&dir.display().to_string(), "[DIR]");
-        assert_eq!(output.status.code(), Some(2), "{name}: expected exit 2\n{stderr}");
+        let stderr =
+            String::from_utf8_lossy(&output.stderr).replace(&dir.display().to_string(), "[DIR]");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{name}: expected exit 2\n{stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
         insta::assert_snapshot!(name.trim_end_matches(".toml").to_string(), stderr);
     }

@@ -7,7 +7,8 @@ use crate::support::{Workspace, alive, free_port, run_json};
 
 /// A service that spawns a grandchild (like vLLM's engine process) and records both pids.
 fn service(name: &str, port: u16, resources: &str) -> String {
-    format!(r#"
+    format!(
+        r#"
 [steps.{name}]
 kind = "service"
 url = "http://127.0.0.1:{port}"
@@ -15,7 +16,8 @@ resources = [{resources}]
 run = "sleep 300 & echo $! > {name}.grandchild; echo $$ > {name}.pid; echo start >> {name}.starts; exec python3 -m http.server {port} --bind 127.0.0.1"
 ready = {{ http = "{{{{ url }}}}/", timeout = "30s" }}
 stop_grace = "5s"
-"#)
+"#
+    )
 }
 
 fn pid(ws: &Workspace, file: &str) -> i32 {
@@ -34,7 +36,8 @@ fn wait_for(ws: &Workspace, file: &str) {
 fn service_starts_lazily_and_stops_with_its_children_after_the_last_user() {
     let ws = Workspace::new();
     let port = free_port();
-    let manifest = format!(r#"{}
+    let manifest = format!(
+        r#"{}
 [steps.use1]
 kind = "command"
 needs = ["server"]
@@ -52,17 +55,35 @@ kind = "command"
 needs = ["use2"]
 outputs = ["out/after.txt"]
 run = "if curl -s {{{{ steps.server.url }}}}/ > /dev/null 2>&1; then echo up; else echo down; fi > {{{{ outputs[0] }}}}"
-"#, service("server", port, ""));
-    ws.write("pipeline.toml", &manifest.replace("{{ steps.server.url }}", &format!("http://127.0.0.1:{port}")));
+"#,
+        service("server", port, "")
+    );
+    ws.write(
+        "pipeline.toml",
+        &manifest.replace(
+            "{{ steps.server.url }}",
+            &format!("http://127.0.0.1:{port}"),
+        ),
+    );
     let (code, statuses, stderr) = run_json(&ws, &["pipeline.toml"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(statuses["server"], "started");
-    assert_eq!(ws.read("out/after.txt"), "down\n", "the service stopped after its last user");
-    assert!(!alive(pid(&ws, "server.pid")) && !alive(pid(&ws, "server.grandchild")), "no orphan survives");
+    assert_eq!(
+        ws.read("out/after.txt"),
+        "down\n",
+        "the service stopped after its last user"
+    );
+    assert!(
+        !alive(pid(&ws, "server.pid")) && !alive(pid(&ws, "server.grandchild")),
+        "no orphan survives"
+    );
 
     let (code, statuses, _) = run_json(&ws, &["pipeline.toml"]);
     assert_eq!(code, 0);
-    assert_eq!(statuses["server"], "idle", "nothing to run: the service does not start");
+    assert_eq!(
+        statuses["server"], "idle",
+        "nothing to run: the service does not start"
+    );
     assert_eq!(ws.read("server.starts").lines().count(), 1);
 }
 
@@ -70,13 +91,19 @@ run = "if curl -s {{{{ steps.server.url }}}}/ > /dev/null 2>&1; then echo up; el
 fn a_failing_user_stops_the_service_and_its_children() {
     let ws = Workspace::new();
     let port = free_port();
-    ws.write("pipeline.toml", &format!(r#"{}
+    ws.write(
+        "pipeline.toml",
+        &format!(
+            r#"{}
 [steps.user]
 kind = "command"
 needs = ["server"]
 outputs = ["out.txt"]
 run = "exit 1"
-"#, service("server", port, "")));
+"#,
+            service("server", port, "")
+        ),
+    );
     let (code, statuses, _) = run_json(&ws, &["pipeline.toml"]);
     assert_eq!(code, 1);
     assert_eq!(statuses["user"], "failed");
@@ -87,13 +114,19 @@ run = "exit 1"
 fn sigint_stops_steps_and_services_with_their_children() {
     let ws = Workspace::new();
     let port = free_port();
-    ws.write("pipeline.toml", &format!(r#"{}
+    ws.write(
+        "pipeline.toml",
+        &format!(
+            r#"{}
 [steps.user]
 kind = "command"
 needs = ["server"]
 outputs = ["out.txt"]
 run = "sleep 200 & echo $! > user.grandchild; touch user.started; wait"
-"#, service("server", port, "")));
+"#,
+            service("server", port, "")
+        ),
+    );
     let mut child = std::process::Command::new(crate::support::forge_bin())
         .args(["run", "pipeline.toml"])
         .current_dir(ws.path())
@@ -115,31 +148,44 @@ run = "sleep 200 & echo $! > user.grandchild; touch user.started; wait"
 #[test]
 fn a_service_that_dies_fails_its_running_users_fast() {
     let ws = Workspace::new();
-    ws.write("pipeline.toml", &format!(r#"
+    ws.write(
+        "pipeline.toml",
+        &r#"
 [steps.server]
 kind = "service"
 run = "echo ready; sleep 3; echo 'engine crashed' >&2; exit 7"
-ready = {{ log = "ready", timeout = "30s" }}
+ready = { log = "ready", timeout = "30s" }
 
 [steps.user]
 kind = "command"
 needs = ["server"]
 outputs = ["out.txt"]
 run = "sleep 60"
-"#));
+"#
+        .to_string(),
+    );
     let started = Instant::now();
     let (code, statuses, stderr) = run_json(&ws, &["pipeline.toml"]);
     assert_eq!(code, 1);
     assert_eq!(statuses["user"], "failed");
-    assert!(started.elapsed() < Duration::from_secs(40), "the user did not wait for its own end");
-    assert!(stderr.contains("service `server` exited (code 7)") && stderr.contains("engine crashed"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the user did not wait for its own end"
+    );
+    assert!(
+        stderr.contains("service `server` exited (code 7)") && stderr.contains("engine crashed"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn readiness_timeout_and_busy_port_are_clear_errors() {
     let ws = Workspace::new();
     let port = free_port();
-    ws.write("pipeline.toml", &format!(r#"
+    ws.write(
+        "pipeline.toml",
+        &format!(
+            r#"
 [steps.server]
 kind = "service"
 run = "echo 'loading weights'; sleep 60"
@@ -150,15 +196,23 @@ kind = "command"
 needs = ["server"]
 outputs = ["out.txt"]
 run = "true"
-"#));
+"#
+        ),
+    );
     let (code, _, stderr) = run_json(&ws, &["pipeline.toml"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("was not ready after 1s") && stderr.contains("loading weights"), "{stderr}");
+    assert!(
+        stderr.contains("was not ready after 1s") && stderr.contains("loading weights"),
+        "{stderr}"
+    );
 
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let (code, _, stderr) = run_json(&ws, &["pipeline.toml"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains(&format!("something already listens on `127.0.0.1:{port}`")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("something already listens on `127.0.0.1:{port}`")),
+        "{stderr}"
+    );
     drop(listener);
 }
 
@@ -166,16 +220,29 @@ run = "true"
 fn services_sharing_an_exclusive_resource_never_overlap() {
     let ws = Workspace::new();
     let (p1, p2) = (free_port(), free_port());
-    let user = |name: &str, server: &str| format!(r#"
+    let user = |name: &str, server: &str| {
+        format!(
+            r#"
 [steps.{name}]
 kind = "command"
 needs = ["{server}"]
 outputs = ["out/{name}.txt"]
 run = "echo start {server} $(date +%s%N) >> timeline; sleep 1; echo end {server} $(date +%s%N) >> timeline; touch {{{{ outputs[0] }}}}"
-"#);
-    ws.write("pipeline.toml", &format!("{}{}{}{}{}{}",
-        service("gpu_a", p1, "\"gpu\""), service("gpu_b", p2, "\"gpu\""),
-        user("a1", "gpu_a"), user("a2", "gpu_a"), user("b1", "gpu_b"), user("b2", "gpu_b")));
+"#
+        )
+    };
+    ws.write(
+        "pipeline.toml",
+        &format!(
+            "{}{}{}{}{}{}",
+            service("gpu_a", p1, "\"gpu\""),
+            service("gpu_b", p2, "\"gpu\""),
+            user("a1", "gpu_a"),
+            user("a2", "gpu_a"),
+            user("b1", "gpu_b"),
+            user("b2", "gpu_b")
+        ),
+    );
     let (code, _, stderr) = run_json(&ws, &["pipeline.toml", "--jobs", "4"]);
     assert_eq!(code, 0, "{stderr}");
     // Users of one server may overlap each other, never users of the other server.
@@ -183,7 +250,11 @@ run = "echo start {server} $(date +%s%N) >> timeline; sleep 1; echo end {server}
     for line in ws.read("timeline").lines() {
         let parts: Vec<&str> = line.split(' ').collect();
         if parts[0] == "start" {
-            assert!(running.iter().all(|s| s == parts[1]), "two GPU services at once: {}", ws.read("timeline"));
+            assert!(
+                running.iter().all(|s| s == parts[1]),
+                "two GPU services at once: {}",
+                ws.read("timeline")
+            );
             running.push(parts[1].to_string());
         } else {
             let at = running.iter().position(|s| s == parts[1]).unwrap();

@@ -9,7 +9,9 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("tempdir") }
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -24,7 +26,8 @@ impl Workspace {
     }
 
     pub fn read(&self, relative: &str) -> String {
-        std::fs::read_to_string(self.path().join(relative)).unwrap_or_else(|e| panic!("read {relative}: {e}"))
+        std::fs::read_to_string(self.path().join(relative))
+            .unwrap_or_else(|e| panic!("read {relative}: {e}"))
     }
 
     pub fn exists(&self, relative: &str) -> bool {
@@ -64,13 +67,22 @@ impl Run {
     }
     #[track_caller]
     pub fn success(&self) -> &Self {
-        assert_eq!(self.code(), 0, "forge failed\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            0,
+            "forge failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 }
 
 /// Parses `forge plan --json` into (id -> (action, reasons)).
-pub fn plan(ws: &Workspace, args: &[&str]) -> std::collections::BTreeMap<String, (String, Vec<String>)> {
+pub fn plan(
+    ws: &Workspace,
+    args: &[&str],
+) -> std::collections::BTreeMap<String, (String, Vec<String>)> {
     let mut all = vec!["plan"];
     all.extend_from_slice(args);
     all.push("--json");
@@ -82,31 +94,60 @@ pub fn plan(ws: &Workspace, args: &[&str]) -> std::collections::BTreeMap<String,
         .expect("steps")
         .iter()
         .map(|s| {
-            let reasons = s["reasons"].as_array().expect("reasons").iter().map(|r| r.as_str().unwrap_or_default().to_string()).collect();
-            (s["id"].as_str().unwrap_or_default().to_string(), (s["action"].as_str().unwrap_or_default().to_string(), reasons))
+            let reasons = s["reasons"]
+                .as_array()
+                .expect("reasons")
+                .iter()
+                .map(|r| r.as_str().unwrap_or_default().to_string())
+                .collect();
+            (
+                s["id"].as_str().unwrap_or_default().to_string(),
+                (
+                    s["action"].as_str().unwrap_or_default().to_string(),
+                    reasons,
+                ),
+            )
         })
         .collect()
 }
 
 /// Parses `forge run --json` into (id -> status).
-pub fn run_json(ws: &Workspace, args: &[&str]) -> (i32, std::collections::BTreeMap<String, String>, String) {
+pub fn run_json(
+    ws: &Workspace,
+    args: &[&str],
+) -> (i32, std::collections::BTreeMap<String, String>, String) {
     let mut all = vec!["run"];
     all.extend_from_slice(args);
     all.push("--json");
     let run = ws.forge(&all);
-    let value: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("run json: {e}\nstdout:{}\nstderr:{}", run.stdout(), run.stderr()));
+    let value: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| {
+        panic!(
+            "run json: {e}\nstdout:{}\nstderr:{}",
+            run.stdout(),
+            run.stderr()
+        )
+    });
     let statuses = value["steps"]
         .as_array()
         .expect("steps")
         .iter()
-        .map(|s| (s["id"].as_str().unwrap_or_default().to_string(), s["status"].as_str().unwrap_or_default().to_string()))
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap_or_default().to_string(),
+                s["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
     (run.code(), statuses, run.stderr())
 }
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// True while a process with this pid exists (and is not a zombie we could not reap).
