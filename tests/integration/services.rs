@@ -150,7 +150,7 @@ fn a_service_that_dies_fails_its_running_users_fast() {
     let ws = Workspace::new();
     ws.write(
         "pipeline.toml",
-        &r#"
+        r#"
 [steps.server]
 kind = "service"
 run = "echo ready; sleep 3; echo 'engine crashed' >&2; exit 7"
@@ -161,8 +161,7 @@ kind = "command"
 needs = ["server"]
 outputs = ["out.txt"]
 run = "sleep 60"
-"#
-        .to_string(),
+"#,
     );
     let started = Instant::now();
     let (code, statuses, stderr) = run_json(&ws, &["pipeline.toml"]);
