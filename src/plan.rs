@@ -132,7 +132,7 @@ pub fn expand_names(
 pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatCache) -> KeyParts {
     let schema = crate::steps::kind_of(step).map_or(1, |k| k.schema_version());
     let config = if step.is_service() {
-        json!({"run": step.run, "url": step.url})
+        json!({"run": step.run, "url": step.url, "model": step.model})
     } else {
         json!({"run": step.run, "with": step.with, "outputs": step.outputs})
     };

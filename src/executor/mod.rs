@@ -137,7 +137,12 @@ pub async fn execute(
             (s.clone(), pipeline.log_path(&s.id), users, identity)
         })
         .collect();
-    let services = Services::new(service_steps, &pipeline.workspace, resources.clone());
+    let services = Services::new(
+        service_steps,
+        &pipeline.workspace,
+        resources.clone(),
+        stat.clone(),
+    );
     let done = pipeline
         .steps
         .keys()

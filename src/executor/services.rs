@@ -46,6 +46,7 @@ pub struct Slot {
 /// All services of a run.
 pub struct Services {
     slots: BTreeMap<String, Arc<Slot>>,
+    stat: Arc<crate::cache::StatCache>,
     resources: Arc<BTreeMap<String, Arc<Mutex<()>>>>,
     identities: BTreeMap<String, String>,
 }
@@ -56,6 +57,7 @@ impl Services {
         steps: Vec<(Step, std::path::PathBuf, usize, String)>,
         workspace: &std::path::Path,
         resources: Arc<BTreeMap<String, Arc<Mutex<()>>>>,
+        stat: Arc<crate::cache::StatCache>,
     ) -> Self {
         let mut slots = BTreeMap::new();
         let mut identities = BTreeMap::new();
@@ -77,6 +79,7 @@ impl Services {
         }
         Self {
             slots,
+            stat,
             resources,
             identities,
         }
@@ -175,13 +178,15 @@ impl Services {
                 slot.log.display()
             ));
         }
+        let mut facts = gather_facts(step, &slot.workspace, &self.stat).await;
+        facts.insert(
+            "ready_after_s".to_string(),
+            serde_json::json!(started.elapsed().as_secs_f64()),
+        );
         let info = ServiceInfo {
             url: step.url.clone(),
             identity: self.identities.get(&step.id).cloned().unwrap_or_default(),
-            facts: BTreeMap::from([(
-                "ready_after_s".to_string(),
-                serde_json::json!(started.elapsed().as_secs_f64()),
-            )]),
+            facts,
         };
         slot.started.store(true, Ordering::SeqCst);
         let stop = CancellationToken::new();
@@ -313,4 +318,63 @@ async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// What results need to know about a running server: engine version (`/version`), served model
+/// (`/v1/models`), and the model's identity (blake3 of its weights directory, or the hub id).
+async fn gather_facts(
+    step: &Step,
+    workspace: &std::path::Path,
+    stat: &crate::cache::StatCache,
+) -> BTreeMap<String, serde_json::Value> {
+    use serde_json::{Value, json};
+    let mut facts = BTreeMap::new();
+    if let Some(url) = &step.url {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build();
+        if let Ok(client) = client {
+            let get = |path: &str| {
+                client
+                    .get(format!("{}{path}", url.trim_end_matches('/')))
+                    .send()
+            };
+            if let Ok(response) = get("/version").await {
+                if let Ok(body) = response.json::<Value>().await {
+                    if let Some(version) = body.get("version") {
+                        facts.insert("engine_version".into(), version.clone());
+                    }
+                }
+            }
+            if let Ok(response) = get("/v1/models").await {
+                if let Ok(body) = response.json::<Value>().await {
+                    if let Some(id) = body.pointer("/data/0/id") {
+                        facts.insert("served_name".into(), id.clone());
+                    }
+                }
+            }
+        }
+    }
+    if let Some(model) = &step.model {
+        facts.insert("model_id".into(), json!(model));
+        let dir = workspace.join(model);
+        match stat.digest(&dir) {
+            Ok(Some(digest)) => {
+                facts.insert(
+                    "model_sha".into(),
+                    json!(format!("blake3:{}", digest.digest)),
+                );
+                if let Ok(text) = std::fs::read_to_string(dir.join("forge-model.json")) {
+                    if let Ok(source) = serde_json::from_str::<Value>(&text) {
+                        facts.insert("model_source".into(), source);
+                    }
+                }
+            }
+            _ => {
+                // A hub id: the server resolves it; its revision is not pinned here.
+                facts.insert("model_sha".into(), Value::Null);
+            }
+        }
+    }
+    facts
 }

@@ -81,6 +81,8 @@ pub struct Step {
     pub url: Option<String>,
     /// The service's readiness probe.
     pub ready: Option<Ready>,
+    /// The model a service serves (a workspace directory or a hub id).
+    pub model: Option<String>,
     /// Longest a command may run.
     #[serde(with = "humantime_serde_opt")]
     pub timeout: Option<Duration>,

@@ -65,6 +65,7 @@ struct Declared {
     matrix: Vec<(String, Vec<Json>)>,
     run: Option<Loc<String>>,
     url: Option<Loc<String>>,
+    model: Option<Loc<String>>,
     ready: Option<Loc<RawReady>>,
     timeout: Option<Loc<String>>,
     stop_grace: Option<Loc<String>>,
@@ -275,6 +276,7 @@ fn declare(id: &Spanned<String>, step: &Spanned<RawStep>) -> Declared {
             .collect(),
         run: s.run.as_ref().map(|r| Loc::of(r, 0)),
         url: s.url.as_ref().map(|r| Loc::of(r, 0)),
+        model: s.model.as_ref().map(|r| Loc::of(r, 0)),
         ready: s.ready.as_ref().map(|r| Loc::of(r, 0)),
         timeout: s.timeout.as_ref().map(|r| Loc::of(r, 0)),
         stop_grace: s.stop_grace.as_ref().map(|r| Loc::of(r, 0)),
@@ -302,6 +304,7 @@ fn overlay_step(step: &mut Declared, overlay: &super::schema::RawStepOverlay, fi
     }
     step.run = one(&overlay.run).or(step.run.take());
     step.url = one(&overlay.url).or(step.url.take());
+    step.model = one(&overlay.model).or(step.model.take());
     step.timeout = one(&overlay.timeout).or(step.timeout.take());
     step.stop_grace = one(&overlay.stop_grace).or(step.stop_grace.take());
     if let Some(ready) = &overlay.ready {
@@ -509,6 +512,7 @@ impl<'a> Resolver<'a> {
         let errors_before = self.errors.items.len();
         let inputs = self.render_all(&d.inputs, &context);
         let run = d.run.as_ref().and_then(|r| self.render(r, &context));
+        let model = d.model.as_ref().and_then(|r| self.render(r, &context));
         let env: BTreeMap<String, String> = d
             .env
             .iter()
@@ -538,6 +542,7 @@ impl<'a> Resolver<'a> {
             run,
             url: inst.url.clone(),
             ready,
+            model,
             timeout,
             stop_grace: stop_grace.unwrap_or_default(),
             with,
@@ -560,7 +565,7 @@ impl<'a> Resolver<'a> {
         sources.extend(all);
         sources.extend(d.env.values().map(|l| l.value.clone()));
         sources.extend(
-            [&d.run, &d.url]
+            [&d.run, &d.url, &d.model]
                 .into_iter()
                 .flatten()
                 .map(|l| l.value.clone()),
@@ -706,9 +711,9 @@ impl<'a> Resolver<'a> {
                 }
                 forbid(
                     self,
-                    d.ready.is_some() || d.url.is_some(),
-                    "ready`/`url",
-                    "only services have readiness probes and URLs",
+                    d.ready.is_some() || d.url.is_some() || d.model.is_some(),
+                    "ready`/`url`/`model",
+                    "only services have readiness probes, URLs and models",
                 );
                 forbid(
                     self,
@@ -752,9 +757,9 @@ impl<'a> Resolver<'a> {
                     );
                     forbid(
                         self,
-                        d.ready.is_some() || d.url.is_some(),
-                        "ready`/`url",
-                        "only services have readiness probes and URLs",
+                        d.ready.is_some() || d.url.is_some() || d.model.is_some(),
+                        "ready`/`url`/`model",
+                        "only services have readiness probes, URLs and models",
                     );
                     if let Err(message) = builtin.check(&step.with) {
                         let loc = d

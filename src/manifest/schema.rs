@@ -75,6 +75,9 @@ pub struct RawStep {
     pub timeout: Option<Spanned<String>>,
     /// How long a stopped process gets between SIGTERM and SIGKILL (default `10s`).
     pub stop_grace: Option<Spanned<String>>,
+    /// The model a service serves: a directory in the workspace (its blake3 digest is recorded
+    /// as the model SHA) or a hub id.
+    pub model: Option<Spanned<String>>,
     /// Settings of a built-in kind.
     pub with: Option<Spanned<toml::Table>>,
 }
@@ -134,6 +137,8 @@ pub struct RawStepOverlay {
     pub timeout: Option<Spanned<String>>,
     /// Replaces the stop grace period.
     pub stop_grace: Option<Spanned<String>>,
+    /// Replaces the service's model.
+    pub model: Option<Spanned<String>>,
     /// Deep-merged into the built-in kind's settings (profile wins).
     pub with: Option<Spanned<toml::Table>>,
 }
