@@ -175,3 +175,28 @@ async fn bad_settings_are_named() {
             .contains("colour")
     );
 }
+
+/// The committed `tests/fixtures/results/m1-rehearsal/cost/` (read by the charts and report
+/// tests) is what the cost step writes today, apart from the run date.
+/// `FORGE_UPDATE_FIXTURES=1 cargo test` rewrites it.
+#[tokio::test]
+async fn committed_cost_fixture_is_current() {
+    let (dir, report) = run(&settings("")).await;
+    report.expect("cost runs");
+    let fixture = crate_root().join("tests/fixtures/results/m1-rehearsal/cost");
+    for name in ["cost.json", "comparison.json"] {
+        let fresh = std::fs::read_to_string(dir.path().join("cost").join(name)).expect("written");
+        let mut fresh_json: serde_json::Value = serde_json::from_str(&fresh).expect("json");
+        fresh_json["metadata"]["date"] = serde_json::json!("2026-11-28T12:40:00Z");
+        let pinned = serde_json::to_string_pretty(&fresh_json).expect("json") + "\n";
+        if std::env::var_os("FORGE_UPDATE_FIXTURES").is_some() {
+            std::fs::create_dir_all(&fixture).expect("mkdir");
+            std::fs::write(fixture.join(name), &pinned).expect("write fixture");
+        }
+        let committed = std::fs::read_to_string(fixture.join(name)).expect("fixture exists");
+        assert_eq!(
+            committed, pinned,
+            "{name} drifted: rerun with FORGE_UPDATE_FIXTURES=1"
+        );
+    }
+}
