@@ -138,7 +138,7 @@ candidate = "awq"
 retention = "results/m1-rehearsal/eval/retention.json"
 pricing = ["pricing"]
 apis = ["gpt-4o-mini", "claude-3-haiku"]
-gpu = {{ name = "RTX A5000", hourly_usd = 0.468, price_source = "https://docs.runpod.io/serverless/pricing", price_date = "2026-08-21" }}
+gpu = {{ name = "RTX A5000", hourly_usd = 0.468, price_source = "https://docs.runpod.io/serverless/pricing", price_date = "2026" }}
 slo = {{ p99_ttft_ms = 500.0, p99_tpot_ms = 30.0 }}
 "#)).expect("cost settings");
     crate::steps::cost::run_step(&cost, &at("cost", vec![results.join("cost")]))
