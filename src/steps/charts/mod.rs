@@ -94,6 +94,9 @@ pub async fn run_step(s: &ChartsSettings, io: &StepIo) -> Result<Vec<PathBuf>, C
     })?;
     let size = (s.width, s.height);
     let step = io.step_id.clone();
+    if io.cancel.is_cancelled() {
+        return Err(ChartsError::Interrupted(step));
+    }
     let written = tokio::task::spawn_blocking(move || draw_all(&charts, &out_dir, size))
         .await
         .map_err(|_| ChartsError::Interrupted(step))??;

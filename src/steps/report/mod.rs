@@ -148,6 +148,20 @@ pub async fn run_step(s: &ReportSettings, io: &StepIo) -> Result<ReportOutput, R
             source,
         })?;
     }
+    let line = format!(
+        "report: wrote {} and {} ({} charts inlined)\n",
+        md_path.display(),
+        html_path.display(),
+        ctx.charts.len()
+    );
+    // The log is best effort: a failed append must not fail a step whose report is written.
+    if let Ok(mut log) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&io.log)
+    {
+        let _ = std::io::Write::write_all(&mut log, line.as_bytes());
+    }
     Ok(output)
 }
 

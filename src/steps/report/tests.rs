@@ -193,4 +193,12 @@ charts = "results/m1-rehearsal/charts"
         out.html.contains("href=\"cost&#x2f;comparison.json\""),
         "link to comparison.json"
     );
+    let log = std::fs::read_to_string(ws.path().join("step.log")).expect("log");
+    for line in [
+        "cost: awq on RTX A5000",
+        "charts: wrote",
+        "(5 charts inlined)",
+    ] {
+        assert!(log.contains(line), "{log}");
+    }
 }
