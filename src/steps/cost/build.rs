@@ -77,6 +77,7 @@ fn latency(summary: &BenchSummary) -> Vec<LevelLatency> {
             output_throughput: l.output_throughput.unwrap_or(0.0),
             p99_ttft_ms: l.p99_ttft_ms,
             p99_tpot_ms: l.p99_tpot_ms,
+            failed: l.failed,
         })
         .collect()
 }

@@ -92,6 +92,8 @@ pub struct LevelLatency {
     pub p99_ttft_ms: Option<f64>,
     /// p99 TPOT (ms); `None` counts as not meeting the SLO.
     pub p99_tpot_ms: Option<f64>,
+    /// Requests that failed at this level; a level with failures never meets an SLO.
+    pub failed: u64,
 }
 
 /// Latency objectives a level must meet.
@@ -104,9 +106,10 @@ pub struct LatencySlo {
 }
 
 impl LatencySlo {
-    /// Whether a level meets both objectives (inclusive bounds).
+    /// Whether a level meets both objectives (inclusive bounds) with no failed request.
     pub fn is_met_by(&self, level: &LevelLatency) -> bool {
-        level.p99_ttft_ms.is_some_and(|v| v <= self.p99_ttft_ms)
+        level.failed == 0
+            && level.p99_ttft_ms.is_some_and(|v| v <= self.p99_ttft_ms)
             && level.p99_tpot_ms.is_some_and(|v| v <= self.p99_tpot_ms)
     }
 }
@@ -208,6 +211,7 @@ mod tests {
             output_throughput: tput,
             p99_ttft_ms: Some(ttft),
             p99_tpot_ms: Some(tpot),
+            failed: 0,
         }
     }
 
@@ -247,7 +251,18 @@ mod tests {
             output_throughput: 1.0,
             p99_ttft_ms: None,
             p99_tpot_ms: Some(1.0),
+            failed: 0,
         }];
+        assert_eq!(cheapest_meeting_slo(&blind, slo), None);
+        // Failed requests disqualify an otherwise fast level.
+        let failing = [
+            level(40.0, 100.0, 10.0),
+            LevelLatency {
+                failed: 3,
+                ..level(90.0, 100.0, 10.0)
+            },
+        ];
+        assert_eq!(cheapest_meeting_slo(&failing, slo), Some(0));
         assert_eq!(cheapest_meeting_slo(&blind, slo), None);
     }
 
