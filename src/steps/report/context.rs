@@ -34,6 +34,8 @@ pub struct ReportContext {
     pub charts: Vec<ChartRef>,
     /// Every input file: (description, link).
     pub inputs: Vec<(String, String)>,
+    /// Decode roofline rows (chart 1's ceiling): label, GB/s, GB per step, tok/s at c = 1.
+    pub roofline: Vec<[String; 4]>,
 }
 
 /// The headline answer's figures.
@@ -388,4 +390,24 @@ pub fn provenance(s: &Sources) -> String {
             || ResultMetadata::default().caption(),
             |(_, _, b)| b.metadata.caption(),
         )
+}
+
+/// Chart 1's ceiling per label: `bandwidth / bytes per step` at concurrency 1 (see
+/// `charts::data::throughput`).
+pub fn roofline_rows(
+    r: Option<&crate::steps::charts::settings::RooflineSettings>,
+) -> Vec<[String; 4]> {
+    let Some(r) = r else { return Vec::new() };
+    r.bytes_per_token_gb
+        .iter()
+        .filter(|(_, gb)| **gb > 0.0)
+        .map(|(label, gb)| {
+            [
+                label.clone(),
+                format!("{}", r.memory_bandwidth_gbs),
+                format!("{gb}"),
+                format!("{:.1}", r.memory_bandwidth_gbs / gb),
+            ]
+        })
+        .collect()
 }

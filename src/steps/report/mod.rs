@@ -40,6 +40,9 @@ pub struct ReportSettings {
     /// The API the headline compares against (the first API in `comparison.json` when absent).
     #[serde(default)]
     pub headline_api: Option<String>,
+    /// The decode roofline facts chart 1 used (same shape as the charts step's `roofline`).
+    #[serde(default)]
+    pub roofline: Option<crate::steps::charts::settings::RooflineSettings>,
     /// Report title.
     #[serde(default = "default_title")]
     pub title: String,
@@ -235,6 +238,7 @@ pub fn build_context(
         method: context::method(&sources.cost, &sources.comparison),
         charts: charts(workspace, s.charts.as_deref(), &link),
         inputs,
+        roofline: context::roofline_rows(s.roofline.as_ref()),
     })
 }
 

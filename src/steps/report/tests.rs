@@ -164,6 +164,7 @@ roofline = {{ memory_bandwidth_gbs = 40.0, bytes_per_token_gb = {{ awq = 0.16, b
 cost = "results/m1-rehearsal/cost"
 retention = "results/m1-rehearsal/eval/retention.json"
 charts = "results/m1-rehearsal/charts"
+roofline = {{ memory_bandwidth_gbs = 40.0, bytes_per_token_gb = {{ awq = 0.16, bf16 = 0.27 }} }}
 "#
     ))
     .expect("report settings");
@@ -193,6 +194,10 @@ charts = "results/m1-rehearsal/charts"
         out.html.contains("href=\"cost&#x2f;comparison.json\""),
         "link to comparison.json"
     );
+    if let Ok(out) = std::env::var("FORGE_REPORT_OUT") {
+        // For looking at the rendered report by hand.
+        copy_dir(&results, Path::new(&out));
+    }
     let log = std::fs::read_to_string(ws.path().join("step.log")).expect("log");
     for line in [
         "cost: awq on RTX A5000",
