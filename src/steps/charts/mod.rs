@@ -25,6 +25,16 @@ pub enum ChartsError {
         "charts step `{0}` declares no output\nhint: add `outputs = [\"results/<profile>/charts\"]` to the step"
     )]
     NoOutput(String),
+    /// A setting has a value the charts cannot use.
+    #[error("charts step `{step}`: setting `{field}` is {problem}")]
+    Setting {
+        /// The step id.
+        step: String,
+        /// The settings key.
+        field: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// `bench` names no summary.
     #[error(
         "charts step `{0}`: setting `bench` is empty\nhint: name at least one bench summary.json"
@@ -119,6 +129,12 @@ pub fn shape(
     if s.bench.is_empty() {
         return Err(ChartsError::NoBench(step.to_string()));
     }
+    s.validate()
+        .map_err(|(field, problem)| ChartsError::Setting {
+            step: step.to_string(),
+            field,
+            problem,
+        })?;
     let mut bench: Vec<(String, BenchSummary)> = Vec::new();
     for (label, path) in &s.bench {
         bench.push((

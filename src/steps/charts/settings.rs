@@ -80,3 +80,36 @@ fn default_width() -> u32 {
 fn default_height() -> u32 {
     600
 }
+
+impl ChartsSettings {
+    /// Checks values serde cannot: returns the offending `field` and what is wrong.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.width < 320 || self.height < 240 {
+            let size = format!("{}x{}", self.width, self.height);
+            return Err((
+                "width/height".into(),
+                format!("{size}, but charts need at least 320x240"),
+            ));
+        }
+        if let Some(r) = &self.roofline {
+            if !(r.memory_bandwidth_gbs.is_finite() && r.memory_bandwidth_gbs > 0.0) {
+                let bw = r.memory_bandwidth_gbs;
+                return Err((
+                    "roofline.memory_bandwidth_gbs".into(),
+                    format!("{bw}, but must be above zero"),
+                ));
+            }
+            if let Some((label, gb)) = r
+                .bytes_per_token_gb
+                .iter()
+                .find(|(_, gb)| !(gb.is_finite() && **gb > 0.0))
+            {
+                return Err((
+                    format!("roofline.bytes_per_token_gb.{label}"),
+                    format!("{gb}, but must be above zero"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -152,6 +152,31 @@ fn missing_inputs_are_named() {
     assert!(e.contains("nowhere/summary.json"), "{e}");
 }
 
+#[test]
+fn bad_settings_are_named() {
+    let mut s = settings();
+    s.width = 100;
+    let e = shape(&s, &crate_root(), "charts")
+        .expect_err("too small")
+        .to_string();
+    assert!(e.contains("width/height") && e.contains("100x600"), "{e}");
+    let mut s = settings();
+    if let Some(r) = s.roofline.as_mut() {
+        r.bytes_per_token_gb.insert("awq".into(), 0.0);
+    }
+    let e = shape(&s, &crate_root(), "charts")
+        .expect_err("zero bytes")
+        .to_string();
+    assert!(e.contains("roofline.bytes_per_token_gb.awq"), "{e}");
+    let unknown = toml::from_str::<ChartsSettings>(&format!("{REHEARSAL_CHARTS_TOML}\ncolour = 1"));
+    assert!(
+        unknown
+            .expect_err("deny_unknown_fields")
+            .to_string()
+            .contains("colour")
+    );
+}
+
 #[tokio::test]
 async fn same_inputs_give_byte_identical_files() {
     let dir = tempfile::tempdir().expect("tempdir");

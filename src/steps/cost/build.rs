@@ -34,7 +34,10 @@ pub fn build(
         .iter()
         .map(|(label, (file, summary))| (label.clone(), label_cost(settings, file, summary)))
         .collect();
-    let (candidate_file, candidate_summary) = &inputs.bench[&settings.candidate];
+    let (candidate_file, candidate_summary) = inputs
+        .bench
+        .get(&settings.candidate)
+        .expect("CostSettings::validate checks that `candidate` is a key of `bench`");
     let candidate = &labels[&settings.candidate];
     let mix = TokenMix {
         input_tokens: candidate_summary

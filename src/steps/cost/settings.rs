@@ -110,6 +110,16 @@ impl CostSettings {
                 return Err((field.into(), format!("{value}, but must be above zero")));
             }
         }
+        if let Some(bw) = self
+            .gpu
+            .memory_bandwidth_gbs
+            .filter(|v| !v.is_finite() || *v <= 0.0)
+        {
+            return Err((
+                "gpu.memory_bandwidth_gbs".into(),
+                format!("{bw}, but must be above zero"),
+            ));
+        }
         if self.gpu.hourly_usd == 0.0 {
             return Err((
                 "gpu.hourly_usd".into(),
