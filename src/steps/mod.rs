@@ -1,9 +1,13 @@
 //! Step kinds. `command` and `service` run processes; built-in kinds (added by later modules)
 //! plug in through [`StepKind`] without touching the executor.
 
+mod builtins;
+pub mod charts;
 pub mod command;
+pub mod cost;
 pub mod io;
 pub mod process;
+pub mod report;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -53,7 +57,7 @@ pub trait StepKind: Sync {
 }
 
 /// The built-in kinds (everything but `command` and `service`).
-static BUILTINS: &[&dyn StepKind] = &[];
+static BUILTINS: &[&dyn StepKind] = &[&builtins::Cost, &builtins::Charts, &builtins::Report];
 
 /// A built-in kind by name.
 pub fn builtin(name: &str) -> Option<&'static dyn StepKind> {

@@ -1,0 +1,203 @@
+//! The built-in `cost` step: $/1M tokens self-hosted (per level, at the peak, at the SLO level,
+//! across utilizations) against dated API prices, with break-even volumes. See `docs/cost.md`.
+
+pub mod build;
+pub mod inputs;
+pub mod math;
+pub mod model;
+pub mod pricing;
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use model::CostReport;
+pub use settings::CostSettings;
+
+use crate::steps::io::{Provenance, StepIo};
+use build::LoadedInputs;
+use inputs::{InputError, ResultMetadata};
+use pricing::PricingError;
+
+/// An error of the cost step.
+#[derive(Debug, thiserror::Error)]
+pub enum CostError {
+    /// A setting has a value the model cannot use.
+    #[error("cost step `{step}`: setting `{field}` is {problem}")]
+    Setting {
+        /// The step id.
+        step: String,
+        /// The settings key.
+        field: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A bench or retention file is missing or unusable.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A pricing file is missing or unusable.
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+    /// The step was given no output path.
+    #[error(
+        "cost step `{0}` declares no output\nhint: add `outputs = [\"results/<profile>/cost\"]` to the step"
+    )]
+    NoOutput(String),
+    /// An output file could not be written.
+    #[error("cannot write `{path}`: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Serialization failed (a non-finite number, for example).
+    #[error("cannot serialize `{path}`: {source}")]
+    Serialize {
+        /// The file.
+        path: PathBuf,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+}
+
+/// Runs the cost step: reads the inputs named in `settings`, writes `cost.json` and
+/// `comparison.json` into the directory `io.outputs[0]`, and returns what it wrote.
+pub async fn run_step(s: &CostSettings, io: &StepIo) -> Result<CostReport, CostError> {
+    let out_dir = io
+        .outputs
+        .first()
+        .ok_or_else(|| CostError::NoOutput(io.step_id.clone()))?;
+    s.validate()
+        .map_err(|(field, problem)| CostError::Setting {
+            step: io.step_id.clone(),
+            field,
+            problem,
+        })?;
+    let loaded = load(s, &io.workspace)?;
+    let candidate_meta = &loaded.bench[&s.candidate].1.metadata;
+    let metadata = metadata(&io.provenance, candidate_meta, &now_rfc3339());
+    let report = build::build(s, &loaded, metadata, &format!("settings:{}", io.step_id));
+    write_json(out_dir, "cost.json", &report.cost)?;
+    write_json(out_dir, "comparison.json", &report.comparison)?;
+    log(io, &report);
+    Ok(report)
+}
+
+/// Loads and checks every input the settings name (paths relative to `workspace`).
+pub fn load(s: &CostSettings, workspace: &Path) -> Result<LoadedInputs, CostError> {
+    let mut bench = BTreeMap::new();
+    for (label, path) in &s.bench {
+        let full = workspace.join(path);
+        let summary = inputs::read_bench_summary(&full)?;
+        if label == &s.candidate {
+            let output: u64 = summary.levels.iter().map(|l| l.total_output_tokens).sum();
+            if output == 0 {
+                return Err(InputError::BadFigure {
+                    path: full,
+                    field: "levels[*].total_output_tokens".into(),
+                    problem: "0 over the whole sweep".into(),
+                    hint: "the input:output ratio needs generated tokens; check the bench step",
+                }
+                .into());
+            }
+        }
+        bench.insert(label.clone(), (path.display().to_string(), summary));
+    }
+    let retention = match &s.retention {
+        Some(path) => Some((
+            path.display().to_string(),
+            inputs::read_retention(&workspace.join(path))?,
+        )),
+        None => None,
+    };
+    let files = pricing::expand(workspace, &s.pricing)?;
+    let prices = pricing::select(pricing::load(workspace, &files)?, s.apis.as_deref())?;
+    Ok(LoadedInputs {
+        bench,
+        retention,
+        prices,
+        pricing_files: files.iter().map(|f| f.display().to_string()).collect(),
+    })
+}
+
+/// The `metadata` object of both files: the run's provenance plus the candidate's hardware,
+/// engine and model as its bench summary recorded them.
+pub fn metadata(p: &Provenance, bench: &ResultMetadata, date: &str) -> serde_json::Value {
+    serde_json::json!({
+        "forge_version": p.forge_version,
+        "profile": p.profile,
+        "manifest_digest": p.manifest_digest,
+        "profile_digest": p.profile_digest,
+        "date": date,
+        "host": bench.host,
+        "gpu": bench.gpu,
+        "cpu": bench.cpu,
+        "engine": bench.engine,
+        "model": bench.model,
+        "bench_date": bench.date,
+    })
+}
+
+/// The current time, RFC 3339 UTC, whole seconds.
+pub fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| now.to_string())
+}
+
+fn write_json<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), CostError> {
+    let path = dir.join(name);
+    std::fs::create_dir_all(dir).map_err(|source| CostError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut text = serde_json::to_string_pretty(value).map_err(|source| CostError::Serialize {
+        path: path.clone(),
+        source,
+    })?;
+    text.push('\n');
+    std::fs::write(&path, text).map_err(|source| CostError::Write { path, source })
+}
+
+fn log(io: &StepIo, report: &CostReport) {
+    let c = &report.comparison;
+    let h = &c.self_hosted.headline;
+    let mut line = format!(
+        "cost: {} on {} at ${}/h: ${:.4}/1M output, ${:.4}/1M total at c={} (peak, utilization {})\n",
+        c.candidate,
+        c.gpu_name,
+        c.gpu_hourly_usd,
+        h.usd_per_1m_output,
+        h.usd_per_1m_total,
+        h.max_concurrency,
+        h.utilization
+    );
+    for api in &c.apis {
+        if let Some(b) = &api.break_even {
+            line.push_str(&format!(
+                "cost: vs {}: ${:.4}/1M blended, break-even {:.1}M tokens/month (reachable: {})\n",
+                api.model,
+                api.blended_usd_per_1m_total,
+                b.tokens_per_month / 1e6,
+                b.reachable
+            ));
+        }
+    }
+    // The log is best effort: a failed append must not fail a step whose results are written.
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&io.log)
+    {
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testkit;
+
+#[cfg(test)]
+mod tests;
