@@ -289,3 +289,44 @@ fn settings_reject_what_lm_eval_cannot_take() {
             .unwrap_err();
     assert!(error.to_string().contains("bogus"), "{error}");
 }
+
+/// A loopback server that answers `/version` like vLLM and `/health` with `status`.
+async fn fake_server(status: u16) -> String {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/version",
+            get(|| async { axum::Json(serde_json::json!({"version": "0.32.0"})) }),
+        )
+        .route(
+            "/health",
+            get(move || async move { axum::http::StatusCode::from_u16(status).unwrap() }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn engine_falls_back_to_get_version_and_unhealthy_server_is_named() {
+    let url = fake_server(503).await;
+    let Fixture { dir, mut io } = fixture("ok", &url);
+    chmod_x(dir.path().join("env/bin/lm_eval"));
+    let service = io.services.get_mut("serve-bf16").unwrap();
+    service.facts.remove("engine_version");
+    let scores = run_step(&settings(), &io).await.unwrap();
+    let engine = scores.metadata.common.engine.unwrap();
+    assert_eq!(
+        (engine.name.as_str(), engine.version.as_str()),
+        ("vllm", "0.32.0")
+    );
+
+    let Fixture { dir, io } = fixture("fail", &url);
+    chmod_x(dir.path().join("env/bin/lm_eval"));
+    let error = run_step(&settings(), &io).await.unwrap_err().to_string();
+    assert!(
+        error.contains("answers `/health` with 503 Service Unavailable"),
+        "{error}"
+    );
+}
