@@ -1,5 +1,6 @@
 //! Tests of the eval and retention kinds that span several files.
 
+mod real_server;
 mod retention_math;
 mod run_step;
 
