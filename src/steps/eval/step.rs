@@ -302,7 +302,7 @@ fn model_args(
             scalar_arg(&format!("extra_model_args.{key}"), value)?
         ));
     }
-    if let Some(arg) = args.iter().find(|arg| arg.matches(',').count() > 0) {
+    if let Some(arg) = args.iter().find(|arg| arg.contains(',')) {
         return Err(EvalError::Settings {
             field: "model_args".into(),
             message: format!("`{arg}` contains a comma, which `--model_args` cannot carry"),
