@@ -102,6 +102,16 @@ pub fn compare(
     paths: (&Path, &Path),
 ) -> Result<(Vec<RetentionRow>, RetentionSummary), EvalError> {
     let (baseline_path, candidate_path) = paths;
+    if let (Some(b), Some(c)) = (&baseline.lm_eval_version, &candidate.lm_eval_version)
+        && b != c
+    {
+        return Err(EvalError::Incomparable {
+            task: "(all tasks)".to_string(),
+            what: "lm-eval versions".to_string(),
+            baseline: b.clone(),
+            candidate: c.clone(),
+        });
+    }
     let key = |row: &ScoreRow| (row.task.clone(), row.metric.clone(), row.filter.clone());
     let missing = |row: &ScoreRow, path: &Path| EvalError::RetentionMissingTask {
         task: row.task.clone(),

@@ -55,6 +55,8 @@ pub struct Invocation {
     pub command: Vec<String>,
     /// Its results file, relative to the step's output directory.
     pub results_file: String,
+    /// lm-eval's `versions` of the tasks it ran (a task's version changes with its prompt or scoring).
+    pub task_versions: std::collections::BTreeMap<String, serde_json::Value>,
     /// Wall-clock seconds it took.
     pub duration_s: f64,
 }

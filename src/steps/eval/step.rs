@@ -69,6 +69,7 @@ pub async fn run_step(settings: &EvalSettings, io: &StepIo) -> Result<EvalScores
                 .unwrap_or(&results)
                 .display()
                 .to_string(),
+            task_versions: file.versions.clone(),
             duration_s: (begun.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         });
         files.push((group.as_slice(), results, file));
