@@ -37,6 +37,38 @@ macro_rules! builtin {
     };
 }
 
-builtin!(Cost, "cost", 1, super::cost::CostSettings, super::cost::run_step);
-builtin!(Charts, "charts", 1, super::charts::ChartsSettings, super::charts::run_step);
-builtin!(Report, "report", 1, super::report::ReportSettings, super::report::run_step);
+builtin!(
+    Eval,
+    "eval",
+    1,
+    super::eval::EvalSettings,
+    super::eval::run_step
+);
+builtin!(
+    Retention,
+    "retention",
+    1,
+    super::eval::RetentionSettings,
+    super::eval::run_retention
+);
+builtin!(
+    Cost,
+    "cost",
+    1,
+    super::cost::CostSettings,
+    super::cost::run_step
+);
+builtin!(
+    Charts,
+    "charts",
+    1,
+    super::charts::ChartsSettings,
+    super::charts::run_step
+);
+builtin!(
+    Report,
+    "report",
+    1,
+    super::report::ReportSettings,
+    super::report::run_step
+);

@@ -5,6 +5,7 @@ mod builtins;
 pub mod charts;
 pub mod command;
 pub mod cost;
+pub mod eval;
 pub mod io;
 pub mod process;
 pub mod report;
@@ -57,7 +58,13 @@ pub trait StepKind: Sync {
 }
 
 /// The built-in kinds (everything but `command` and `service`).
-static BUILTINS: &[&dyn StepKind] = &[&builtins::Cost, &builtins::Charts, &builtins::Report];
+static BUILTINS: &[&dyn StepKind] = &[
+    &builtins::Eval,
+    &builtins::Retention,
+    &builtins::Cost,
+    &builtins::Charts,
+    &builtins::Report,
+];
 
 /// A built-in kind by name.
 pub fn builtin(name: &str) -> Option<&'static dyn StepKind> {
