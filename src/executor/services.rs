@@ -167,9 +167,7 @@ impl Services {
             .clone()
             .ok_or_else(|| format!("service `{}` has no readiness probe", step.id))?;
         let started = Instant::now();
-        if let Err(message) =
-            wait_ready(&mut group, &ready.probe, ready.timeout, &slot.log, cancel).await
-        {
+        if let Err(message) = wait_ready(&mut group, &ready, &slot.log, cancel).await {
             process::terminate(&mut group, step.stop_grace).await;
             let tail = process::tail(&slot.log, TAIL).join("\n");
             return Err(format!(
@@ -278,13 +276,27 @@ fn probe_address(probe: &Probe) -> Option<String> {
     }
 }
 
+/// A 2xx answer whose body contains `contains` (when given).
+async fn http_ready(client: &reqwest::Client, url: &str, contains: Option<&str>) -> bool {
+    let Ok(response) = client.get(url).send().await else {
+        return false;
+    };
+    if !response.status().is_success() {
+        return false;
+    }
+    match contains {
+        Some(text) => response.text().await.is_ok_and(|body| body.contains(text)),
+        None => true,
+    }
+}
+
 async fn wait_ready(
     group: &mut Group,
-    probe: &Probe,
-    timeout: Duration,
+    ready: &crate::manifest::Ready,
     log: &std::path::Path,
     cancel: &CancellationToken,
 ) -> Result<(), String> {
+    let timeout = ready.timeout;
     let deadline = Instant::now() + timeout;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -297,17 +309,13 @@ async fn wait_ready(
         if cancel.is_cancelled() {
             return Err("start was cancelled".into());
         }
-        let ready = match probe {
-            Probe::Http(url) => client
-                .get(url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success()),
+        let ok = match &ready.probe {
+            Probe::Http(url) => http_ready(&client, url, ready.contains.as_deref()).await,
             Probe::Tcp(address) => tokio::net::TcpStream::connect(address).await.is_ok(),
             Probe::Log(text) => std::fs::read(log)
                 .is_ok_and(|b| String::from_utf8_lossy(&b).contains(text.as_str())),
         };
-        if ready {
+        if ok {
             return Ok(());
         }
         if Instant::now() >= deadline {

@@ -112,9 +112,17 @@ pub struct ManifestErrors {
 }
 
 impl ManifestErrors {
-    /// Records a problem.
+    /// Records a problem (once: matrix instances of one step report the same problem once).
     pub fn push(&mut self, diagnostic: ManifestDiagnostic) {
-        self.items.push(diagnostic);
+        let same = |d: &ManifestDiagnostic| {
+            d.message == diagnostic.message
+                && d.span == diagnostic.span
+                && d.src.as_ref().map(|s| s.name().to_string())
+                    == diagnostic.src.as_ref().map(|s| s.name().to_string())
+        };
+        if !self.items.iter().any(same) {
+            self.items.push(diagnostic);
+        }
     }
 
     /// True when nothing was recorded.

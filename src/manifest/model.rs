@@ -115,6 +115,8 @@ impl Step {
 pub struct Ready {
     /// What to probe.
     pub probe: Probe,
+    /// With `http`: text the response body must contain.
+    pub contains: Option<String>,
     /// How long to wait.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,

@@ -632,7 +632,28 @@ impl<'a> Resolver<'a> {
             "tcp" => Probe::Tcp(value),
             _ => Probe::Log(value),
         };
-        Some(Ready { probe, timeout })
+        let contains = match &r.contains {
+            Some(text) if matches!(probe, Probe::Http(_)) => Some(self.render(
+                &Loc {
+                    value: text.clone(),
+                    file: loc.file,
+                    span: loc.span.clone(),
+                },
+                context,
+            )?),
+            Some(_) => {
+                let d = self.diag(loc, "`contains` goes with an `http` probe")
+                    .help("for example `ready = { http = \"{{ url }}/v1/models\", contains = \"smollm2\" }`");
+                self.errors.push(d);
+                return None;
+            }
+            None => None,
+        };
+        Some(Ready {
+            probe,
+            contains,
+            timeout,
+        })
     }
 
     fn duration(&mut self, loc: &Loc<String>) -> Option<Duration> {

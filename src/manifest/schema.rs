@@ -92,6 +92,9 @@ pub struct RawReady {
     pub tcp: Option<String>,
     /// Ready when this text appears in the service's log.
     pub log: Option<String>,
+    /// With `http`: the response body must also contain this text (for example the served
+    /// model's name in `/v1/models`).
+    pub contains: Option<String>,
     /// How long to wait for readiness (default `5m`).
     pub timeout: Option<String>,
 }

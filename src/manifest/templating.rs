@@ -111,6 +111,9 @@ impl Renderer {
             let mut node = context;
             let mut walked = Vec::new();
             for part in path.split('.') {
+                if !node.is_object() {
+                    break; // an attribute or method of a value, not a missing variable
+                }
                 match node.get(part) {
                     Some(next) => {
                         node = next;
