@@ -53,15 +53,17 @@ LOCK_PLATFORM = "x86_64-manylinux_2_28"
 DIRECTIVE = "#forge:"
 
 MACOS_MESSAGE = """\
-forge_env: this lock is for Linux x86_64 ({tag}); this host is {host}.
-vLLM publishes no wheel for macOS on Apple silicon: it is built from source there, on the CPU
-backend (per vLLM's CPU installation docs; not tested by Forge, which has no Mac to test on):
+this lock is for Linux x86_64 ({tag}); this host is {host}.
+vLLM publishes no wheel for macOS on Apple silicon; it is built from source there and runs on the
+CPU backend (FP32/FP16 only, so serve with FORGE_EXTRA_ARGS="--dtype float16"). Per vLLM's
+installation docs (docs/getting_started/installation/cpu.apple.inc.md; needs macOS Sonoma or later
+and Xcode 15.4+ Command Line Tools). Forge has not tested this (no Mac to test on):
     git clone --branch v0.32.0 https://github.com/vllm-project/vllm && cd vllm
     uv venv --python 3.12 .venv && source .venv/bin/activate
-    uv pip install -r requirements/cpu.txt --index-strategy unsafe-best-match
+    uv pip install -r requirements/cpu.txt
     uv pip install -e .
-Then point the pipeline's serve step at that environment's python, and build the eval and
-quantize environments with pip from constraints/eval.in and constraints/quantize.in.
+Then point the serve step at that environment's python, and build the eval and quantize
+environments there with `uv pip install -r constraints/eval.in` / `constraints/quantize.in`.
 """
 
 

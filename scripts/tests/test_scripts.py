@@ -69,6 +69,16 @@ class ForgeEnvTests(unittest.TestCase):
                                  capture_output=True, text=True, check=True).stdout.strip()
             self.assertEqual(out, "1.2.3+cpu")
 
+    def test_macos_arm64_gets_the_from_source_message(self):
+        from unittest import mock
+        with mock.patch.object(forge_env.platform, "system", return_value="Darwin"), \
+                mock.patch.object(forge_env.platform, "machine", return_value="arm64"):
+            with self.assertRaisesRegex(forge_env.EnvError, "built from source"):
+                forge_env.check_platform("x86_64-manylinux_2_28")
+            rc = forge_env.main(["build", "--lock", str(ROOT / "constraints/serve-cpu.txt"), "--out", "/nonexistent"])
+            self.assertEqual(rc, 3)
+        forge_env.check_platform("x86_64-manylinux_2_28")  # this Linux x86_64 host passes
+
     def test_build_refuses_a_non_empty_output_dir(self):
         with tempfile.TemporaryDirectory() as td:
             (Path(td) / "x").write_text("")
