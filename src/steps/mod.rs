@@ -1,2 +1,3 @@
 //! Step kinds: `command`, `service` and the built-in kinds.
+pub mod bench;
 pub mod io;
