@@ -211,7 +211,7 @@ pub fn jsonl(path: &Path) -> Result<Vec<Prompt>, BenchError> {
         if t.output_len == 0 {
             return Err(bad(path, entry, "`output_len` must be >= 1"));
         }
-        if t.timestamp.is_some_and(|ts| !(ts >= 0.0)) {
+        if t.timestamp.is_some_and(|ts| ts.is_nan() || ts < 0.0) {
             return Err(bad(path, entry, "`timestamp` must be >= 0 seconds"));
         }
         out.push(Prompt {

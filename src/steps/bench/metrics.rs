@@ -48,7 +48,8 @@ pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
     }
     let q = p / 100.0;
     // numpy `_compute_virtual_index` with alpha = beta = 1.
-    let virtual_index = (n as f64) * q + (1.0 + q * (1.0 - 1.0 - 1.0)) - 1.0;
+    let (alpha, beta) = (1.0, 1.0);
+    let virtual_index = (n as f64) * q + (alpha + q * (1.0 - alpha - beta)) - 1.0;
     let lo = virtual_index.floor().clamp(0.0, (n - 1) as f64);
     let hi = (lo + 1.0).min((n - 1) as f64);
     let gamma = virtual_index - virtual_index.floor();

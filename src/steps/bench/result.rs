@@ -70,6 +70,8 @@ pub struct LevelResult {
     pub max_concurrency: u32,
     /// Wall time of the level in seconds.
     pub duration: f64,
+    /// Unix time (seconds) of the level's clock origin; request times are offsets from it.
+    pub start_unix_s: Option<f64>,
     /// vLLM's metrics.
     pub metrics: LevelMetrics,
     /// `native` or `vllm`.
@@ -177,6 +179,7 @@ impl Serialize for LevelResult {
         map.serialize_entry("driver", &self.driver)?;
         map.serialize_entry("mode", &self.mode)?;
         map.serialize_entry("workload_fingerprint", &self.workload_fingerprint)?;
+        map.serialize_entry("start_unix_s", &self.start_unix_s)?;
         map.serialize_entry("client_kept_up", &self.client_kept_up)?;
         map.serialize_entry("send_lag", &self.send_lag)?;
         map.serialize_entry("event_loop_lag", &self.event_loop_lag)?;

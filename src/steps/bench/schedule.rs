@@ -41,11 +41,11 @@ pub fn gamma_arrivals(n: usize, rate: f64, burstiness: f64, seed: u64) -> Vec<f6
             t
         })
         .collect();
-    if let Some(&last) = out.last() {
-        if last > 0.0 {
-            let factor = (n as f64 / rate) / last;
-            out.iter_mut().for_each(|d| *d *= factor);
-        }
+    if let Some(&last) = out.last()
+        && last > 0.0
+    {
+        let factor = (n as f64 / rate) / last;
+        out.iter_mut().for_each(|d| *d *= factor);
     }
     out
 }
@@ -100,6 +100,8 @@ pub struct LevelRun {
     pub loop_lag_s: Vec<f32>,
     /// Warmup requests that failed.
     pub warmup_failed: usize,
+    /// Wall-clock time (Unix seconds) of the level's clock origin.
+    pub start_unix_s: f64,
 }
 
 /// Run the warmup and the measured requests of one level.
@@ -126,6 +128,9 @@ pub async fn run_level(plan: LevelPlan<'_>) -> Result<LevelRun, BenchError> {
     let stop_probe = CancellationToken::new();
     let probe = tokio::spawn(lag_probe(stop_probe.clone()));
     let clock = Instant::now();
+    let start_unix_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let (tx, rx) = mpsc::unbounded_channel();
     match plan.schedule {
         Schedule::Closed => {
@@ -158,6 +163,7 @@ pub async fn run_level(plan: LevelPlan<'_>) -> Result<LevelRun, BenchError> {
         duration_s,
         loop_lag_s,
         warmup_failed,
+        start_unix_s,
     })
 }
 

@@ -237,6 +237,11 @@ fn default_vllm_command() -> Vec<String> {
     vec!["vllm".to_string()]
 }
 
+/// `v > 0`, false for NaN.
+fn positive(v: f64) -> bool {
+    v > 0.0
+}
+
 fn invalid(field: &str, message: impl Into<String>) -> BenchError {
     BenchError::Settings {
         field: field.to_string(),
@@ -263,22 +268,22 @@ impl BenchSettings {
         if self.prompts_per_level == 0 {
             return Err(invalid("prompts_per_level", "must be >= 1"));
         }
-        if let Some(rate) = self.request_rate {
-            if !(rate > 0.0) {
-                return Err(invalid(
-                    "request_rate",
-                    "must be > 0 (omit it for closed loop)",
-                ));
-            }
+        if let Some(rate) = self.request_rate
+            && !positive(rate)
+        {
+            return Err(invalid(
+                "request_rate",
+                "must be > 0 (omit it for closed loop)",
+            ));
         }
-        if !(self.burstiness > 0.0) {
+        if !positive(self.burstiness) {
             return Err(invalid("burstiness", "must be > 0"));
         }
         for (field, v) in [
             ("request_timeout_s", self.request_timeout_s),
             ("stall_timeout_s", self.stall_timeout_s),
         ] {
-            if !(v > 0.0) {
+            if !positive(v) {
                 return Err(invalid(field, "must be > 0 seconds"));
             }
         }
@@ -309,7 +314,7 @@ impl BenchSettings {
                 ("tpot_ms", slo.tpot_ms),
                 ("e2el_ms", slo.e2el_ms),
             ] {
-                if v.is_some_and(|v| !(v >= 0.0)) {
+                if v.is_some_and(|v| v.is_nan() || v < 0.0) {
                     return Err(invalid(&format!("slo.{k}"), "must be >= 0 milliseconds"));
                 }
             }

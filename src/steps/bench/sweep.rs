@@ -420,6 +420,7 @@ async fn native_level(
         burstiness: settings.burstiness,
         max_concurrency: c,
         duration: run.duration_s,
+        start_unix_s: Some(run.start_unix_s),
         client_kept_up: Some(send_lag.p99_ms <= limit && loop_lag.p99_ms <= limit),
         send_lag: Some(send_lag),
         event_loop_lag: Some(loop_lag),
@@ -511,13 +512,12 @@ fn log_line(ctx: &SweepContext, r: &LevelResult) {
             .map(|e| format!(" (first error: {e})"))
             .unwrap_or_default(),
     );
-    if let Some(log) = &ctx.log {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
+    if let Some(log) = &ctx.log
+        && let Ok(mut f) = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .open(log)
-        {
-            let _ = f.write_all(line.as_bytes());
-        }
+    {
+        let _ = f.write_all(line.as_bytes());
     }
 }

@@ -233,10 +233,10 @@ async fn run_command(
         .stdout(out)
         .stderr(err)
         .kill_on_drop(true);
-    if let Some(var) = &settings.api_key_env {
-        if let Ok(key) = std::env::var(var) {
-            cmd.env("OPENAI_API_KEY", key);
-        }
+    if let Some(var) = &settings.api_key_env
+        && let Ok(key) = std::env::var(var)
+    {
+        cmd.env("OPENAI_API_KEY", key);
     }
     let mut child = cmd
         .spawn()
@@ -417,6 +417,7 @@ fn normalize(
             .unwrap_or(settings.burstiness),
         max_concurrency: c,
         duration: num(raw, "duration"),
+        start_unix_s: None,
         errors: error_counts(&requests),
         metrics,
         driver: "vllm".into(),

@@ -1,0 +1,2 @@
+//! One integration test binary; a module per feature.
+mod bench;
