@@ -298,17 +298,17 @@ async fn each_fault_is_recorded_per_request() {
         ("error_event", "server error in stream: kv cache full"),
         ("nodone", "stream ended before `data: [DONE]`"),
         ("stall", "stream stalled: no data for 0.3 s"),
-        ("slowheaders", "request timeout after 2.0 s"),
+        ("slowheaders", "request timeout after 0.5 s"),
     ];
     for (mode, reason) in cases {
         let (r, run, took) = faulty(
             mode,
-            "on_level_failure = \"continue\"\nconcurrency = [4]\nprompts_per_level = 6",
+            "on_level_failure = \"continue\"\nconcurrency = [4]\nprompts_per_level = 4\nwarmup = 0\nrequest_timeout_s = 0.5",
         )
         .await;
         r.unwrap();
         let v = level(&run.out, 4);
-        assert_eq!(v["failed"], 6, "{mode}");
+        assert_eq!(v["failed"], 4, "{mode}");
         assert_eq!(v["completed"], 0, "{mode}");
         assert_eq!(v["level_failed"], true);
         assert!(
