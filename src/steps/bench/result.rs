@@ -323,3 +323,79 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), BenchError>
     w.write_all(b"\n").map_err(io)?;
     w.flush().map_err(io)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::steps::bench::metrics::compute;
+    use crate::steps::bench::sweep::placeholder_metadata;
+
+    fn sample() -> LevelResult {
+        let ok = RequestRecord {
+            index: 0,
+            start_s: 0.0,
+            ready_s: 0.0,
+            ttft_s: 0.125,
+            latency_s: 0.25,
+            prompt_tokens: 10,
+            output_tokens: 3,
+            requested_output_tokens: 3,
+            chunks: 3,
+            server_usage: true,
+            http_status: Some(200),
+            itl: vec![0.0625, 0.0625],
+            ..Default::default()
+        };
+        let failed = RequestRecord {
+            index: 1,
+            start_s: 0.25,
+            ready_s: 0.25,
+            requested_output_tokens: 3,
+            http_status: Some(500),
+            error: Some("HTTP 500 Internal Server Error: engine crashed".into()),
+            ..Default::default()
+        };
+        let requests = vec![ok, failed];
+        LevelResult {
+            metadata: placeholder_metadata(),
+            date: "20261128-120000".into(),
+            backend: "openai".into(),
+            label: Some("bf16".into()),
+            model_id: "smollm2".into(),
+            tokenizer_id: None,
+            num_prompts: 2,
+            request_rate: None,
+            burstiness: 1.0,
+            max_concurrency: 1,
+            duration: 0.5,
+            start_unix_s: Some(1.0),
+            metrics: compute(&requests, 0.5, None),
+            driver: "native".into(),
+            mode: "closed".into(),
+            workload_fingerprint: "fp".into(),
+            client_kept_up: Some(true),
+            send_lag: Some(LagStats::from_seconds([0.0, 0.001])),
+            event_loop_lag: None,
+            warmup: (1, 0),
+            level_failed: true,
+            errors: error_counts(&requests),
+            requests,
+            save_detailed: true,
+            server_metrics: None,
+        }
+    }
+
+    #[test]
+    fn level_result_format() {
+        let text = serde_json::to_string_pretty(&sample()).unwrap();
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn summary_row_points_at_the_level_file() {
+        let row = LevelSummary::of(&sample());
+        assert_eq!(row.file, "c1.json");
+        assert_eq!((row.completed, row.failed), (1, 1));
+        assert_eq!(row.median_ttft_ms, 125.0);
+    }
+}
