@@ -6,8 +6,8 @@
 //! Routes: `POST /v1/completions` and `/v1/chat/completions` stream `max_tokens`
 //! (or `max_completion_tokens`) vLLM-shaped chunks, then a usage chunk and `[DONE]`;
 //! `GET /v1/models`, `/version`, `/metrics` (no `/tokenize`: clients fall back to their own);
-//! `GET /first_chunk_times` returns `{x-request-id: unix ns when the first chunk was handed to
-//! the socket}` for the client-added TTFT measurement.
+//! `GET /first_chunk_times` returns `{x-request-id: [unix ns, monotonic ns]}` of the moment the
+//! first chunk was handed to the socket, for the client-added TTFT measurement.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -43,7 +43,7 @@ struct Args {
 #[derive(Clone)]
 struct App {
     args: Args,
-    first_chunk: Arc<Mutex<HashMap<String, u128>>>,
+    first_chunk: Arc<Mutex<HashMap<String, (u128, u128)>>>,
     served: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -134,7 +134,7 @@ async fn main() {
         }))
         .route("/first_chunk_times", get(|State(app): State<App>| async move {
             let map = app.first_chunk.lock().expect("not poisoned").clone();
-            axum::Json(map.into_iter().map(|(k, v)| (k, v.to_string())).collect::<HashMap<_, _>>())
+            axum::Json(map.into_iter().map(|(k, (w, m))| (k, [w.to_string(), m.to_string()])).collect::<HashMap<_, _>>())
         }))
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))

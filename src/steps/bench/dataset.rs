@@ -356,4 +356,63 @@ mod tests {
             .unwrap();
         assert_ne!(fingerprint(&a), fingerprint(&c));
     }
+
+    /// A word-level tokenizer over `WORDS` that prepends a BOS special token, like many LLMs.
+    fn word_tokenizer(dir: &Path) -> PathBuf {
+        let mut vocab = serde_json::Map::new();
+        vocab.insert("[UNK]".into(), 0.into());
+        vocab.insert("<s>".into(), 1.into());
+        for (i, w) in WORDS.iter().enumerate() {
+            vocab.insert((*w).into(), (i + 2).into());
+        }
+        let json = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null,
+            "added_tokens": [{"id": 1, "content": "<s>", "single_word": false, "lstrip": false,
+                              "rstrip": false, "normalized": false, "special": true}],
+            "normalizer": null, "pre_tokenizer": {"type": "Whitespace"},
+            "post_processor": {"type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+            "decoder": null,
+            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+        });
+        let path = dir.join("tokenizer.json");
+        std::fs::write(&path, json.to_string()).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn random_prompts_have_exact_lengths_with_a_local_tokenizer() {
+        let dir = tempfile::tempdir().unwrap();
+        let counter = TokenCounter::local(&word_tokenizer(dir.path())).unwrap();
+        assert_eq!(
+            counter.count("the model").await.unwrap(),
+            3,
+            "BOS + 2 words"
+        );
+        let settings: BenchSettings = toml::from_str(
+            "dataset = { kind = \"random\", input_len = 32, output_len = 8, range_ratio = 0.25 }",
+        )
+        .unwrap();
+        let prompts = sample(&settings, dir.path(), &counter, 20).await.unwrap();
+        for p in &prompts {
+            assert!((24..=40).contains(&p.prompt_len), "{}", p.prompt_len);
+            assert_eq!(counter.count(&p.text).await.unwrap(), p.prompt_len);
+            assert!((6..=10).contains(&p.output_len));
+        }
+        let again = sample(&settings, dir.path(), &counter, 20).await.unwrap();
+        assert_eq!(fingerprint(&prompts), fingerprint(&again));
+    }
+
+    #[tokio::test]
+    async fn random_needs_a_tokenizer() {
+        let settings: BenchSettings =
+            toml::from_str("dataset = { kind = \"random\", input_len = 8, output_len = 8 }")
+                .unwrap();
+        let err = sample(&settings, Path::new("."), &TokenCounter::Estimate, 2)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BenchError::NeedsTokenizer));
+    }
 }
