@@ -47,11 +47,20 @@ struct App {
     served: Arc<std::sync::atomic::AtomicU64>,
 }
 
-fn now_ns() -> u128 {
-    SystemTime::now()
+/// (Unix ns, CLOCK_MONOTONIC ns): wall time for Forge's records, the monotonic clock for
+/// `vllm bench serve`, whose `start_times` are `time.perf_counter()` (CLOCK_MONOTONIC on Linux).
+fn now_ns() -> (u128, u128) {
+    let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (wall, ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128)
 }
 
 async fn generate(State(app): State<App>, headers: HeaderMap, body: Bytes, chat: bool) -> Response {

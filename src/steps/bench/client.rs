@@ -98,7 +98,7 @@ impl Client {
                 r.unwrap_or_else(|_| Err(format!("request timeout after {:.1} s", self.request_timeout.as_secs_f64())))
             }
         };
-        finish_record(record, &state, outcome);
+        finish_record(record, state, outcome);
     }
 
     async fn stream(
@@ -153,11 +153,10 @@ impl Client {
 }
 
 /// Turn the stream's state and outcome into the record's fields (vLLM's success rule).
-fn finish_record(record: &mut RequestRecord, state: &StreamState, outcome: Result<(), String>) {
+fn finish_record(record: &mut RequestRecord, state: StreamState, outcome: Result<(), String>) {
     record.ttft_s = state.first_s.unwrap_or(0.0);
     record.latency_s = state.last_s.unwrap_or(0.0);
     record.chunks = state.chunks;
-    record.itl = state.itl.clone();
     if let Some(p) = state.prompt_tokens {
         record.prompt_tokens = p;
     }
@@ -171,6 +170,7 @@ fn finish_record(record: &mut RequestRecord, state: &StreamState, outcome: Resul
         Ok(()) if !state.done => Some("stream ended before `data: [DONE]`".into()),
         Ok(()) => None,
     };
+    record.itl = state.itl;
 }
 
 async fn status_error(

@@ -139,7 +139,10 @@ pub async fn run_sweep(
         DatasetKind::Jsonl if tokenizer.is_none() => TokenCounter::Estimate,
         _ => TokenCounter::resolve(tokenizer.as_deref(), &ctx.base, &ctx.model).await?,
     };
-    let prompts = dataset::sample(settings, &ctx.workspace, &counter, n).await?;
+    let prompts = tokio::select! {
+        _ = ctx.cancel.cancelled() => return Err(BenchError::Cancelled),
+        p = dataset::sample(settings, &ctx.workspace, &counter, n) => p?,
+    };
     let prompts_fp = dataset::fingerprint(&prompts);
     let meta = build_metadata(settings, ctx, &counter, prompts_fp.to_hex().to_string()).await;
     let requests = Arc::new(build_requests(settings, &ctx.model, &prompts)?);
@@ -153,6 +156,9 @@ pub async fn run_sweep(
     let mut levels = Vec::new();
     let mut failure = None;
     for &c in &settings.concurrency {
+        if ctx.cancel.is_cancelled() {
+            return Err(BenchError::Cancelled);
+        }
         let (schedule, mode) = schedule_for(settings, &prompts);
         let fp = level_fingerprint(&prompts_fp, c, &schedule);
         let mut result = match settings.driver {
