@@ -9,6 +9,7 @@
 //! differs from vLLM's for the same seed; the rules are the same.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -24,7 +25,7 @@ use super::tokenize::TokenCounter;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prompt {
     /// The prompt text (the user message for chat).
-    pub text: String,
+    pub text: Arc<str>,
     /// Prompt tokens as sampled (the server's `usage` replaces it in results).
     pub prompt_len: u32,
     /// Output tokens requested (`max_tokens`).
@@ -32,7 +33,7 @@ pub struct Prompt {
     /// Arrival offset in seconds from a JSONL trace.
     pub timestamp: Option<f64>,
     /// ShareGPT: the reply turn (lets the vLLM driver derive the same output length).
-    pub completion: Option<String>,
+    pub completion: Option<Arc<str>>,
 }
 
 #[derive(Deserialize)]
@@ -162,9 +163,9 @@ async fn sharegpt(
         if !is_valid_sequence(prompt_len, output_len, fixed_output.is_some()) {
             continue;
         }
-        let completion = Some(entry.conversations[1].value.clone());
+        let completion = Some(entry.conversations[1].value.as_str().into());
         out.push(Prompt {
-            text: prompt.clone(),
+            text: prompt.as_str().into(),
             prompt_len,
             output_len,
             timestamp: None,
@@ -216,7 +217,7 @@ pub fn jsonl(path: &Path) -> Result<Vec<Prompt>, BenchError> {
         }
         out.push(Prompt {
             prompt_len: t.prompt_len.unwrap_or(0),
-            text: t.prompt,
+            text: t.prompt.into(),
             output_len: t.output_len,
             timestamp: t.timestamp,
             completion: None,
@@ -260,7 +261,7 @@ async fn random(
         let output_len = length(rng, output, ratio, 1);
         let (text, prompt_len) = exact_prompt(counter, rng, target, special.max(0) as u32).await?;
         out.push(Prompt {
-            text,
+            text: text.into(),
             prompt_len,
             output_len,
             timestamp: None,

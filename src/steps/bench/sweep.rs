@@ -2,6 +2,7 @@
 //! level (native or vLLM driver), write `c<N>.json` after each level and `summary.json` at the
 //! end, and apply `on_level_failure`.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -146,6 +147,14 @@ pub async fn run_sweep(
     let prompts_fp = dataset::fingerprint(&prompts);
     let meta = build_metadata(settings, ctx, &counter, prompts_fp.to_hex().to_string()).await;
     let requests = Arc::new(build_requests(settings, &ctx.model, &prompts)?);
+    let mut prompts = prompts;
+    if settings.driver == Driver::Native {
+        // The request bodies hold the text now; keep only what the schedule needs.
+        for p in &mut prompts {
+            p.text = Arc::from("");
+            p.completion = None;
+        }
+    }
     let client = Client::new(ClientConfig {
         url: format!("{}{}", ctx.base, settings.endpoint.path()),
         headers: settings.headers.clone().into_iter().collect(),
@@ -267,19 +276,25 @@ pub fn build_requests(
     prompts: &[Prompt],
 ) -> Result<Requests, BenchError> {
     let mut bodies = Vec::with_capacity(prompts.len());
+    // Oversampled datasets repeat prompts: repeated prompts share one body.
+    let mut seen: HashMap<(&str, u32), Bytes> = HashMap::new();
     for p in prompts {
         let max_tokens = settings.output_len_for(p.output_len);
+        if let Some(body) = seen.get(&(&*p.text, max_tokens)) {
+            bodies.push(body.clone());
+            continue;
+        }
         let mut body = Map::new();
         body.insert("model".into(), json!(model));
         match settings.endpoint {
             super::Endpoint::Completions => {
-                body.insert("prompt".into(), json!(p.text));
+                body.insert("prompt".into(), json!(&*p.text));
                 body.insert("max_tokens".into(), json!(max_tokens));
             }
             super::Endpoint::Chat => {
                 body.insert(
                     "messages".into(),
-                    json!([{"role": "user", "content": p.text}]),
+                    json!([{"role": "user", "content": &*p.text}]),
                 );
                 body.insert("max_completion_tokens".into(), json!(max_tokens));
             }
@@ -295,8 +310,9 @@ pub fn build_requests(
         for (k, v) in &settings.extra_body {
             body.insert(k.clone(), v.clone());
         }
-        let bytes = serde_json::to_vec(&body).expect("a JSON map serializes");
-        bodies.push(Bytes::from(bytes));
+        let bytes = Bytes::from(serde_json::to_vec(&body).expect("a JSON map serializes"));
+        seen.insert((&*p.text, max_tokens), bytes.clone());
+        bodies.push(bytes);
     }
     Ok(Requests {
         bodies,

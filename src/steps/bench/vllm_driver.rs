@@ -77,8 +77,8 @@ fn write_workload(path: &Path, prompts: &[Prompt]) -> Result<(), BenchError> {
         .enumerate()
         .map(|(i, p)| {
             json!({"id": format!("forge-{i}"), "conversations": [
-                {"from": "human", "value": p.text},
-                {"from": "gpt", "value": p.completion.clone().unwrap_or_default()},
+                {"from": "human", "value": &*p.text},
+                {"from": "gpt", "value": p.completion.as_deref().unwrap_or_default()},
             ]})
         })
         .collect();
