@@ -72,3 +72,10 @@ builtin!(
     super::report::ReportSettings,
     super::report::run_step
 );
+builtin!(
+    Bench,
+    "bench",
+    1,
+    super::bench::BenchSettings,
+    super::bench::run_step
+);

@@ -1,6 +1,7 @@
 //! Step kinds. `command` and `service` run processes; built-in kinds (added by later modules)
 //! plug in through [`StepKind`] without touching the executor.
 
+pub mod bench;
 mod builtins;
 pub mod charts;
 pub mod command;
@@ -59,6 +60,7 @@ pub trait StepKind: Sync {
 
 /// The built-in kinds (everything but `command` and `service`).
 static BUILTINS: &[&dyn StepKind] = &[
+    &builtins::Bench,
     &builtins::Eval,
     &builtins::Retention,
     &builtins::Cost,

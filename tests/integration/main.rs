@@ -1,5 +1,6 @@
 //! One integration test binary: each file covers one feature of the `forge` CLI.
 
+mod bench;
 mod cache;
 mod malformed;
 mod services;

@@ -1,0 +1,210 @@
+//! The HTTP side of one streaming request: POST a prebuilt body, read the SSE stream with
+//! per-request and stall deadlines, and fill a [`RequestRecord`]. Every failure (refused
+//! connection, non-200 status, malformed SSE, stall, reset, cancellation) becomes a recorded
+//! reason; nothing here can hang longer than the request deadline.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use tokio_util::sync::CancellationToken;
+
+use super::BenchError;
+use super::record::RequestRecord;
+use super::sse::{StreamState, error_message};
+
+/// A shared streaming client for one endpoint.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    url: String,
+    headers: HeaderMap,
+    request_timeout: Duration,
+    stall_timeout: Duration,
+    /// Choices messages received by all requests so far (for live tokens/s).
+    pub live_chunks: Arc<AtomicU64>,
+}
+
+/// What the client needs to know besides the body.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Full URL of the route (`http://host:port/v1/completions`).
+    pub url: String,
+    /// Extra headers (name, value).
+    pub headers: Vec<(String, String)>,
+    /// Bearer token, when an API key is configured.
+    pub api_key: Option<String>,
+    /// Deadline per request, from send to the end of the stream.
+    pub request_timeout: Duration,
+    /// Longest silence allowed between reads of the response.
+    pub stall_timeout: Duration,
+}
+
+impl Client {
+    /// Build the client (connection pool without limits: the scheduler bounds concurrency).
+    pub fn new(config: ClientConfig) -> Result<Self, BenchError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = &config.api_key {
+            let value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                BenchError::header("Authorization", "API key is not a valid header value")
+            })?;
+            headers.insert(AUTHORIZATION, value);
+        }
+        for (name, value) in &config.headers {
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| BenchError::header(name, "not a valid header name"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| BenchError::header(name, "value is not a valid header value"))?;
+            headers.insert(header, value);
+        }
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(usize::MAX)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .http1_only()
+            .build()
+            .map_err(|e| BenchError::Http(chain(&e)))?;
+        Ok(Self {
+            http,
+            url: config.url,
+            headers,
+            request_timeout: config.request_timeout,
+            stall_timeout: config.stall_timeout,
+            live_chunks: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Send one request and fill `record` (whose `start_s` is set here, relative to `clock`).
+    /// `record.prompt_tokens` should hold the dataset's count; the server's usage overrides it.
+    pub async fn send(
+        &self,
+        request_id: &str,
+        body: Bytes,
+        clock: Instant,
+        record: &mut RequestRecord,
+        cancel: &CancellationToken,
+    ) {
+        let start = Instant::now();
+        record.start_s = start.duration_since(clock).as_secs_f64();
+        let mut state = StreamState::default();
+        let outcome = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err("cancelled".to_string()),
+            r = tokio::time::timeout(self.request_timeout, self.stream(request_id, body, start, &mut state, record)) => {
+                r.unwrap_or_else(|_| Err(format!("request timeout after {:.1} s", self.request_timeout.as_secs_f64())))
+            }
+        };
+        finish_record(record, state, outcome);
+    }
+
+    async fn stream(
+        &self,
+        request_id: &str,
+        body: Bytes,
+        start: Instant,
+        state: &mut StreamState,
+        record: &mut RequestRecord,
+    ) -> Result<(), String> {
+        let response = self
+            .http
+            .post(&self.url)
+            .headers(self.headers.clone())
+            .header("x-request-id", request_id)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| chain(&e))?;
+        let status = response.status();
+        record.http_status = Some(status.as_u16());
+        if status != reqwest::StatusCode::OK {
+            return Err(status_error(status, response, self.stall_timeout).await);
+        }
+        let mut body = response.bytes_stream();
+        loop {
+            let next = tokio::time::timeout(self.stall_timeout, body.next())
+                .await
+                .map_err(|_| {
+                    format!(
+                        "stream stalled: no data for {:.1} s",
+                        self.stall_timeout.as_secs_f64()
+                    )
+                })?;
+            let t = start.elapsed().as_secs_f64();
+            match next {
+                Some(Ok(bytes)) => {
+                    let new = state.feed(&bytes, t).map_err(|e| e.to_string())?;
+                    if new > 0 {
+                        self.live_chunks
+                            .fetch_add(u64::from(new), Ordering::Relaxed);
+                    }
+                }
+                Some(Err(e)) => return Err(format!("stream broken: {}", chain(&e))),
+                None => {
+                    state.finish(t).map_err(|e| e.to_string())?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Turn the stream's state and outcome into the record's fields (vLLM's success rule).
+fn finish_record(record: &mut RequestRecord, state: StreamState, outcome: Result<(), String>) {
+    record.ttft_s = state.first_s.unwrap_or(0.0);
+    record.latency_s = state.last_s.unwrap_or(0.0);
+    record.chunks = state.chunks;
+    if let Some(p) = state.prompt_tokens {
+        record.prompt_tokens = p;
+    }
+    record.server_usage = state.completion_tokens.is_some();
+    record.output_tokens = state.completion_tokens.unwrap_or(state.chunks);
+    record.error = match outcome {
+        Err(e) => Some(e),
+        Ok(()) if state.chunks == 0 => {
+            Some("never received a valid chunk to calculate TTFT (no `choices` message)".into())
+        }
+        Ok(()) if !state.done => Some("stream ended before `data: [DONE]`".into()),
+        Ok(()) => None,
+    };
+    record.itl = state.itl;
+}
+
+async fn status_error(
+    status: reqwest::StatusCode,
+    response: reqwest::Response,
+    wait: Duration,
+) -> String {
+    let body = tokio::time::timeout(wait, response.bytes()).await;
+    let text = match body {
+        Ok(Ok(b)) => String::from_utf8_lossy(&b[..b.len().min(2048)]).into_owned(),
+        _ => String::new(),
+    };
+    let detail = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| {
+            v.get("error")
+                .map(error_message)
+                .or(v.get("message").map(|m| m.to_string()))
+        })
+        .unwrap_or(text);
+    format!("HTTP {status}: {}", detail.trim())
+}
+
+/// An error and its sources, joined (reqwest's top-level message alone hides the cause).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let message = s.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,401 @@
+//! Result files: `c<N>.json` per level (vLLM `--save-result` key names and order for every
+//! shared field, then Forge's extras) and `summary.json` per sweep. Schemas: `docs/results.md`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+use super::BenchError;
+use super::metadata::BenchMetadata;
+use super::metrics::{LevelMetrics, Stats, stats_ms};
+use super::record::RequestRecord;
+use super::scrape::ServerMetrics;
+
+/// Lag statistics in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct LagStats {
+    /// Samples.
+    pub count: u64,
+    /// Mean.
+    pub mean_ms: f64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+}
+
+impl LagStats {
+    /// Statistics of lag samples given in seconds.
+    pub fn from_seconds(values: impl IntoIterator<Item = f64>) -> Self {
+        let values: Vec<f64> = values.into_iter().collect();
+        let max = values.iter().copied().fold(0.0, f64::max) * 1000.0;
+        let s = stats_ms(values.iter().copied());
+        LagStats {
+            count: values.len() as u64,
+            mean_ms: s.mean,
+            p50_ms: s.p50,
+            p99_ms: s.p99,
+            max_ms: max,
+        }
+    }
+}
+
+/// One level's result (`c<N>.json`).
+#[derive(Debug, Clone)]
+pub struct LevelResult {
+    /// Shared metadata.
+    pub metadata: BenchMetadata,
+    /// vLLM `date` (`%Y%m%d-%H%M%S`, UTC).
+    pub date: String,
+    /// vLLM backend name (`openai` or `openai-chat`), used for `endpoint_type` and `backend`.
+    pub backend: String,
+    /// Model label.
+    pub label: Option<String>,
+    /// Served model name.
+    pub model_id: String,
+    /// Tokenizer used by the client, if any.
+    pub tokenizer_id: Option<String>,
+    /// Measured requests.
+    pub num_prompts: u64,
+    /// Open-loop rate (`None` = `"inf"`).
+    pub request_rate: Option<f64>,
+    /// Gamma shape.
+    pub burstiness: f64,
+    /// The level's concurrency.
+    pub max_concurrency: u32,
+    /// Wall time of the level in seconds.
+    pub duration: f64,
+    /// Unix time (seconds) of the level's clock origin; request times are offsets from it.
+    pub start_unix_s: Option<f64>,
+    /// vLLM's metrics.
+    pub metrics: LevelMetrics,
+    /// `native` or `vllm`.
+    pub driver: String,
+    /// `closed`, `open` or `trace`.
+    pub mode: String,
+    /// blake3 of the prompts fingerprint, the level and its arrival schedule.
+    pub workload_fingerprint: String,
+    /// Whether the client kept up (`None` when it cannot be judged, e.g. the vLLM driver).
+    pub client_kept_up: Option<bool>,
+    /// Send lag (actual minus possible send time).
+    pub send_lag: Option<LagStats>,
+    /// Runtime scheduling lag during the level.
+    pub event_loop_lag: Option<LagStats>,
+    /// Warmup requests sent and failed.
+    pub warmup: (u32, u64),
+    /// Whether the level counts as failed (`max_failed_fraction`).
+    pub level_failed: bool,
+    /// Failure reasons with counts.
+    pub errors: BTreeMap<String, u64>,
+    /// Per-request records, in prompt order.
+    pub requests: Vec<RequestRecord>,
+    /// Keep per-request ITLs (`itls`, seconds, as vLLM's `--save-detailed`).
+    pub save_detailed: bool,
+    /// Server metrics series.
+    pub server_metrics: Option<ServerMetrics>,
+}
+
+fn stats_entries<M: SerializeMap>(map: &mut M, name: &str, s: &Stats) -> Result<(), M::Error> {
+    for (prefix, v) in [
+        ("mean", s.mean),
+        ("median", s.median),
+        ("std", s.std),
+        ("p50", s.p50),
+        ("p90", s.p90),
+        ("p95", s.p95),
+        ("p99", s.p99),
+    ] {
+        map.serialize_entry(&format!("{prefix}_{name}_ms"), &v)?;
+    }
+    Ok(())
+}
+
+struct RequestRate(Option<f64>);
+impl Serialize for RequestRate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(r) => s.serialize_f64(r),
+            None => s.serialize_str("inf"),
+        }
+    }
+}
+
+impl Serialize for LevelResult {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let m = &self.metrics;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("metadata", &self.metadata)?;
+        map.serialize_entry("date", &self.date)?;
+        map.serialize_entry("endpoint_type", &self.backend)?;
+        map.serialize_entry("backend", &self.backend)?;
+        map.serialize_entry("label", &self.label)?;
+        map.serialize_entry("model_id", &self.model_id)?;
+        map.serialize_entry("tokenizer_id", &self.tokenizer_id)?;
+        map.serialize_entry("num_prompts", &self.num_prompts)?;
+        map.serialize_entry("request_rate", &RequestRate(self.request_rate))?;
+        map.serialize_entry("burstiness", &self.burstiness)?;
+        map.serialize_entry("max_concurrency", &self.max_concurrency)?;
+        map.serialize_entry("duration", &self.duration)?;
+        map.serialize_entry("completed", &m.completed)?;
+        map.serialize_entry("failed", &m.failed)?;
+        map.serialize_entry("total_input_tokens", &m.total_input_tokens)?;
+        map.serialize_entry("total_output_tokens", &m.total_output_tokens)?;
+        map.serialize_entry("request_throughput", &m.request_throughput)?;
+        map.serialize_entry("request_goodput", &m.request_goodput)?;
+        map.serialize_entry("output_throughput", &m.output_throughput)?;
+        map.serialize_entry("total_token_throughput", &m.total_token_throughput)?;
+        let latencies: Vec<f64> = self.requests.iter().map(|r| r.latency_s).collect();
+        let queue: Vec<f64> = self
+            .requests
+            .iter()
+            .map(RequestRecord::queue_time_s)
+            .collect();
+        map.serialize_entry("latencies", &latencies)?;
+        map.serialize_entry("queue_times", &queue)?;
+        if self.save_detailed {
+            let itls: Vec<Vec<f64>> = self
+                .requests
+                .iter()
+                .map(|r| r.itl.iter().map(|&g| f64::from(g)).collect())
+                .collect();
+            map.serialize_entry("itls", &itls)?;
+        }
+        map.serialize_entry("max_output_tokens_per_s", &m.max_output_tokens_per_s)?;
+        map.serialize_entry("max_concurrent_requests", &m.max_concurrent_requests)?;
+        map.serialize_entry("rtfx", &0.0)?;
+        for (name, s) in [
+            ("ttft", &m.ttft),
+            ("tpot", &m.tpot),
+            ("itl", &m.itl),
+            ("e2el", &m.e2el),
+        ] {
+            stats_entries(&mut map, name, s)?;
+        }
+        map.serialize_entry("driver", &self.driver)?;
+        map.serialize_entry("mode", &self.mode)?;
+        map.serialize_entry("workload_fingerprint", &self.workload_fingerprint)?;
+        map.serialize_entry("start_unix_s", &self.start_unix_s)?;
+        map.serialize_entry("client_kept_up", &self.client_kept_up)?;
+        map.serialize_entry("send_lag", &self.send_lag)?;
+        map.serialize_entry("event_loop_lag", &self.event_loop_lag)?;
+        map.serialize_entry("peak_in_flight", &m.peak_in_flight)?;
+        map.serialize_entry("warmup_requests", &self.warmup.0)?;
+        map.serialize_entry("warmup_failed", &self.warmup.1)?;
+        map.serialize_entry("level_failed", &self.level_failed)?;
+        map.serialize_entry("errors", &self.errors)?;
+        map.serialize_entry("requests", &self.requests)?;
+        map.serialize_entry("server_metrics", &self.server_metrics)?;
+        map.end()
+    }
+}
+
+/// One row of `summary.json`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LevelSummary {
+    /// Concurrency level.
+    pub max_concurrency: u32,
+    /// Successful requests.
+    pub completed: u64,
+    /// Failed requests.
+    pub failed: u64,
+    /// Wall time, seconds.
+    pub duration: f64,
+    /// Prompt tokens of successful requests.
+    pub total_input_tokens: u64,
+    /// Output tokens of successful requests.
+    pub total_output_tokens: u64,
+    /// Requests per second.
+    pub request_throughput: f64,
+    /// Output tokens per second.
+    pub output_throughput: f64,
+    /// Input + output tokens per second.
+    pub total_token_throughput: f64,
+    /// TTFT mean, ms.
+    pub mean_ttft_ms: f64,
+    /// TTFT median, ms.
+    pub median_ttft_ms: f64,
+    /// TTFT p90, ms.
+    pub p90_ttft_ms: f64,
+    /// TTFT p99, ms.
+    pub p99_ttft_ms: f64,
+    /// TPOT mean, ms.
+    pub mean_tpot_ms: f64,
+    /// TPOT median, ms.
+    pub median_tpot_ms: f64,
+    /// TPOT p90, ms.
+    pub p90_tpot_ms: f64,
+    /// TPOT p99, ms.
+    pub p99_tpot_ms: f64,
+    /// ITL mean, ms.
+    pub mean_itl_ms: f64,
+    /// ITL median, ms.
+    pub median_itl_ms: f64,
+    /// ITL p99, ms.
+    pub p99_itl_ms: f64,
+    /// E2E latency mean, ms.
+    pub mean_e2el_ms: f64,
+    /// E2E latency median, ms.
+    pub median_e2el_ms: f64,
+    /// E2E latency p99, ms.
+    pub p99_e2el_ms: f64,
+    /// The client kept up (`null` when not judged).
+    pub client_kept_up: Option<bool>,
+    /// The level failed (`max_failed_fraction` exceeded).
+    pub level_failed: bool,
+    /// The level's file.
+    pub file: String,
+}
+
+impl LevelSummary {
+    /// The summary row of a level result.
+    pub fn of(r: &LevelResult) -> Self {
+        let m = &r.metrics;
+        LevelSummary {
+            max_concurrency: r.max_concurrency,
+            completed: m.completed,
+            failed: m.failed,
+            duration: r.duration,
+            total_input_tokens: m.total_input_tokens,
+            total_output_tokens: m.total_output_tokens,
+            request_throughput: m.request_throughput,
+            output_throughput: m.output_throughput,
+            total_token_throughput: m.total_token_throughput,
+            mean_ttft_ms: m.ttft.mean,
+            median_ttft_ms: m.ttft.median,
+            p90_ttft_ms: m.ttft.p90,
+            p99_ttft_ms: m.ttft.p99,
+            mean_tpot_ms: m.tpot.mean,
+            median_tpot_ms: m.tpot.median,
+            p90_tpot_ms: m.tpot.p90,
+            p99_tpot_ms: m.tpot.p99,
+            mean_itl_ms: m.itl.mean,
+            median_itl_ms: m.itl.median,
+            p99_itl_ms: m.itl.p99,
+            mean_e2el_ms: m.e2el.mean,
+            median_e2el_ms: m.e2el.median,
+            p99_e2el_ms: m.e2el.p99,
+            client_kept_up: r.client_kept_up,
+            level_failed: r.level_failed,
+            file: format!("c{}.json", r.max_concurrency),
+        }
+    }
+}
+
+/// `summary.json`: the sweep at a glance, levels sorted by concurrency.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BenchSummary {
+    /// Shared metadata.
+    pub metadata: BenchMetadata,
+    /// One row per level run.
+    pub levels: Vec<LevelSummary>,
+}
+
+/// Failure reasons with counts (messages cut at 300 characters).
+pub fn error_counts(records: &[RequestRecord]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for e in records.iter().filter_map(|r| r.error.as_deref()) {
+        let key: String = e.chars().take(300).collect();
+        *out.entry(key).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Write any serializable value as pretty JSON (streamed through a buffer).
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), BenchError> {
+    let io = |e: std::io::Error| BenchError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut w,
+        serde_json::ser::PrettyFormatter::with_indent(b"  "),
+    );
+    value
+        .serialize(&mut ser)
+        .map_err(|e| io(std::io::Error::other(e)))?;
+    w.write_all(b"\n").map_err(io)?;
+    w.flush().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::steps::bench::metrics::compute;
+    use crate::steps::bench::sweep::placeholder_metadata;
+
+    fn sample() -> LevelResult {
+        let ok = RequestRecord {
+            index: 0,
+            start_s: 0.0,
+            ready_s: 0.0,
+            ttft_s: 0.125,
+            latency_s: 0.25,
+            prompt_tokens: 10,
+            output_tokens: 3,
+            requested_output_tokens: 3,
+            chunks: 3,
+            server_usage: true,
+            http_status: Some(200),
+            itl: vec![0.0625, 0.0625],
+            ..Default::default()
+        };
+        let failed = RequestRecord {
+            index: 1,
+            start_s: 0.25,
+            ready_s: 0.25,
+            requested_output_tokens: 3,
+            http_status: Some(500),
+            error: Some("HTTP 500 Internal Server Error: engine crashed".into()),
+            ..Default::default()
+        };
+        let requests = vec![ok, failed];
+        LevelResult {
+            metadata: placeholder_metadata(),
+            date: "20261128-120000".into(),
+            backend: "openai".into(),
+            label: Some("bf16".into()),
+            model_id: "smollm2".into(),
+            tokenizer_id: None,
+            num_prompts: 2,
+            request_rate: None,
+            burstiness: 1.0,
+            max_concurrency: 1,
+            duration: 0.5,
+            start_unix_s: Some(1.0),
+            metrics: compute(&requests, 0.5, None),
+            driver: "native".into(),
+            mode: "closed".into(),
+            workload_fingerprint: "fp".into(),
+            client_kept_up: Some(true),
+            send_lag: Some(LagStats::from_seconds([0.0, 0.001])),
+            event_loop_lag: None,
+            warmup: (1, 0),
+            level_failed: true,
+            errors: error_counts(&requests),
+            requests,
+            save_detailed: true,
+            server_metrics: None,
+        }
+    }
+
+    #[test]
+    fn level_result_format() {
+        let text = serde_json::to_string_pretty(&sample()).unwrap();
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn summary_row_points_at_the_level_file() {
+        let row = LevelSummary::of(&sample());
+        assert_eq!(row.file, "c1.json");
+        assert_eq!((row.completed, row.failed), (1, 1));
+        assert_eq!(row.median_ttft_ms, 125.0);
+    }
+}

@@ -1,0 +1,545 @@
+//! The sweep: resolve the server and model, sample the workload once, run every concurrency
+//! level (native or vLLM driver), write `c<N>.json` after each level and `summary.json` at the
+//! end, and apply `on_level_failure`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::client::{Client, ClientConfig, chain};
+use super::dataset::{self, Prompt};
+use super::metadata::{self, BenchMetadata, Workload};
+use super::result::{BenchSummary, LagStats, LevelResult, LevelSummary, error_counts, write_json};
+use super::schedule::{LevelPlan, Requests, Schedule, gamma_arrivals, run_level, trace_arrivals};
+use super::settings::{BenchSettings, DatasetKind, Driver};
+use super::tokenize::TokenCounter;
+use super::{BenchError, metrics, scrape, vllm_driver};
+use crate::steps::io::{Provenance, ServiceInfo, StepIo};
+
+/// Everything a sweep needs besides its settings (built from `StepIo` or ad-hoc arguments).
+pub struct SweepContext {
+    /// Server base URL without a trailing slash.
+    pub base: String,
+    /// Served model name.
+    pub model: String,
+    /// The service the step needs, for its facts.
+    pub service: Option<ServiceInfo>,
+    /// Relative dataset and tokenizer paths are relative to this.
+    pub workspace: PathBuf,
+    /// Output directory (created).
+    pub out_dir: PathBuf,
+    /// Human log file to append to.
+    pub log: Option<PathBuf>,
+    /// Run provenance.
+    pub provenance: Provenance,
+    /// Cancellation.
+    pub cancel: CancellationToken,
+    /// Progress bar.
+    pub progress: indicatif::ProgressBar,
+}
+
+/// Run a bench step: the sweep described by `settings` against the step's service.
+pub async fn run_step(settings: &BenchSettings, io: &StepIo) -> Result<BenchSummary, BenchError> {
+    settings.validate()?;
+    let service = match io.services.len() {
+        1 => io.services.values().next().cloned(),
+        _ => None,
+    };
+    let base = match (&settings.base_url, &service) {
+        (Some(url), _) => url.clone(),
+        (None, Some(s)) => s.url.clone().ok_or_else(|| {
+            BenchError::NoBaseUrl("the step's service publishes no `url`".to_string())
+        })?,
+        (None, None) => {
+            return Err(BenchError::NoBaseUrl(format!(
+                "no `base_url` and the step needs {} services (exactly one is required)",
+                io.services.len()
+            )));
+        }
+    };
+    let base = base.trim_end_matches('/').to_string();
+    let served = service
+        .as_ref()
+        .and_then(|s| s.facts.get("served_name"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let model = match settings.model.clone().or(served) {
+        Some(m) => m,
+        None => first_model(&base).await?,
+    };
+    let out_dir = io
+        .outputs
+        .first()
+        .cloned()
+        .ok_or_else(|| BenchError::Settings {
+            field: "outputs".into(),
+            message: "the bench step needs one declared output (its results directory)".into(),
+        })?;
+    let ctx = SweepContext {
+        base,
+        model,
+        service,
+        workspace: io.workspace.clone(),
+        out_dir,
+        log: Some(io.log.clone()),
+        provenance: io.provenance.clone(),
+        cancel: io.cancel.clone(),
+        progress: io.progress.clone(),
+    };
+    run_sweep(settings, &ctx).await
+}
+
+/// `GET {base}/v1/models` and take the first id.
+pub async fn first_model(base: &str) -> Result<String, BenchError> {
+    let url = format!("{base}/v1/models");
+    let fail = |m: String| {
+        BenchError::Http(format!(
+            "cannot learn the served model from `{url}`: {m}\nhint: set `model` in the bench settings"
+        ))
+    };
+    let v: Value = reqwest::Client::new()
+        .get(&url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| fail(chain(&e)))?
+        .error_for_status()
+        .map_err(|e| fail(chain(&e)))?
+        .json()
+        .await
+        .map_err(|e| fail(chain(&e)))?;
+    v.pointer("/data/0/id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| fail("the answer lists no model".to_string()))
+}
+
+/// Run the whole sweep and write its files.
+pub async fn run_sweep(
+    settings: &BenchSettings,
+    ctx: &SweepContext,
+) -> Result<BenchSummary, BenchError> {
+    settings.validate()?;
+    std::fs::create_dir_all(&ctx.out_dir).map_err(|e| BenchError::Io {
+        path: ctx.out_dir.clone(),
+        source: e,
+    })?;
+    let n = settings.prompts_per_level as usize;
+    let tokenizer = settings
+        .tokenizer
+        .as_ref()
+        .map(|p| dataset::resolve_path(&ctx.workspace, p));
+    let counter = match settings.dataset.kind {
+        DatasetKind::Jsonl if tokenizer.is_none() => TokenCounter::Estimate,
+        _ => TokenCounter::resolve(tokenizer.as_deref(), &ctx.base, &ctx.model).await?,
+    };
+    let prompts = tokio::select! {
+        _ = ctx.cancel.cancelled() => return Err(BenchError::Cancelled),
+        p = dataset::sample(settings, &ctx.workspace, &counter, n) => p?,
+    };
+    let prompts_fp = dataset::fingerprint(&prompts);
+    let meta = build_metadata(settings, ctx, &counter, prompts_fp.to_hex().to_string()).await;
+    let requests = Arc::new(build_requests(settings, &ctx.model, &prompts)?);
+    let mut prompts = prompts;
+    if settings.driver == Driver::Native {
+        // The request bodies hold the text now; keep only what the schedule needs.
+        for p in &mut prompts {
+            p.text = Arc::from("");
+            p.completion = None;
+        }
+    }
+    let client = Client::new(ClientConfig {
+        url: format!("{}{}", ctx.base, settings.endpoint.path()),
+        headers: settings.headers.clone().into_iter().collect(),
+        api_key: api_key(settings)?,
+        request_timeout: Duration::from_secs_f64(settings.request_timeout_s),
+        stall_timeout: Duration::from_secs_f64(settings.stall_timeout_s),
+    })?;
+    let mut levels = Vec::new();
+    let mut failure = None;
+    for &c in &settings.concurrency {
+        if ctx.cancel.is_cancelled() {
+            return Err(BenchError::Cancelled);
+        }
+        let (schedule, mode) = schedule_for(settings, &prompts);
+        let fp = level_fingerprint(&prompts_fp, c, &schedule);
+        let mut result = match settings.driver {
+            Driver::Native => native_level(settings, ctx, &client, &requests, c, &schedule).await?,
+            Driver::Vllm => {
+                vllm_driver::run_level(settings, ctx, &prompts, c, tokenizer.as_deref()).await?
+            }
+        };
+        result.metadata = meta.clone();
+        result.mode = mode.to_string();
+        result.workload_fingerprint = fp;
+        result.level_failed = is_failed(settings, &result);
+        write_json(&ctx.out_dir.join(format!("c{c}.json")), &result)?;
+        log_line(ctx, &result);
+        levels.push(LevelSummary::of(&result));
+        if result.level_failed {
+            let reason = result
+                .errors
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_else(|| "driver error".into());
+            failure = Some(BenchError::LevelFailed {
+                concurrency: c,
+                failed: result.metrics.failed,
+                total: result.num_prompts,
+                reason,
+                dir: ctx.out_dir.clone(),
+            });
+            if settings.on_level_failure == super::OnLevelFailure::Stop {
+                break;
+            }
+        }
+    }
+    levels.sort_by_key(|l| l.max_concurrency);
+    let summary = BenchSummary {
+        metadata: meta,
+        levels,
+    };
+    write_json(&ctx.out_dir.join("summary.json"), &summary)?;
+    match failure {
+        Some(e) if settings.on_level_failure == super::OnLevelFailure::Stop => Err(e),
+        _ => Ok(summary),
+    }
+}
+
+fn is_failed(settings: &BenchSettings, r: &LevelResult) -> bool {
+    let total = r.num_prompts.max(1) as f64;
+    r.metrics.failed as f64 / total > settings.max_failed_fraction || r.metrics.completed == 0
+}
+
+fn schedule_for(settings: &BenchSettings, prompts: &[Prompt]) -> (Schedule, &'static str) {
+    if settings.replay_timestamps {
+        let ts: Vec<f64> = prompts.iter().map(|p| p.timestamp.unwrap_or(0.0)).collect();
+        return (Schedule::Open(trace_arrivals(&ts)), "trace");
+    }
+    match settings.request_rate {
+        None => (Schedule::Closed, "closed"),
+        // The same seed at every level: every level sees the same arrival times.
+        Some(rate) => (
+            Schedule::Open(gamma_arrivals(
+                prompts.len(),
+                rate,
+                settings.burstiness,
+                settings.seed,
+            )),
+            "open",
+        ),
+    }
+}
+
+fn level_fingerprint(prompts: &blake3::Hash, c: u32, schedule: &Schedule) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(prompts.as_bytes());
+    h.update(&c.to_le_bytes());
+    match schedule {
+        Schedule::Closed => {
+            h.update(b"closed");
+        }
+        Schedule::Open(a) => {
+            h.update(b"open");
+            a.iter().for_each(|t| {
+                h.update(&t.to_le_bytes());
+            });
+        }
+    }
+    h.finalize().to_hex().to_string()
+}
+
+fn api_key(settings: &BenchSettings) -> Result<Option<String>, BenchError> {
+    let Some(var) = &settings.api_key_env else {
+        return Ok(None);
+    };
+    std::env::var(var)
+        .map(Some)
+        .map_err(|_| BenchError::Settings {
+            field: "api_key_env".into(),
+            message: format!("environment variable `{var}` is not set"),
+        })
+}
+
+/// One JSON body per prompt, built once and shared by every level.
+pub fn build_requests(
+    settings: &BenchSettings,
+    model: &str,
+    prompts: &[Prompt],
+) -> Result<Requests, BenchError> {
+    let mut bodies = Vec::with_capacity(prompts.len());
+    // Oversampled datasets repeat prompts: repeated prompts share one body.
+    let mut seen: HashMap<(&str, u32), Bytes> = HashMap::new();
+    for p in prompts {
+        let max_tokens = settings.output_len_for(p.output_len);
+        if let Some(body) = seen.get(&(&*p.text, max_tokens)) {
+            bodies.push(body.clone());
+            continue;
+        }
+        let mut body = Map::new();
+        body.insert("model".into(), json!(model));
+        match settings.endpoint {
+            super::Endpoint::Completions => {
+                body.insert("prompt".into(), json!(&*p.text));
+                body.insert("max_tokens".into(), json!(max_tokens));
+            }
+            super::Endpoint::Chat => {
+                body.insert(
+                    "messages".into(),
+                    json!([{"role": "user", "content": &*p.text}]),
+                );
+                body.insert("max_completion_tokens".into(), json!(max_tokens));
+            }
+        }
+        body.insert("stream".into(), json!(true));
+        body.insert("stream_options".into(), json!({"include_usage": true}));
+        if settings.effective_ignore_eos() {
+            body.insert("ignore_eos".into(), json!(true));
+        }
+        if let Some(t) = settings.temperature {
+            body.insert("temperature".into(), json!(t));
+        }
+        for (k, v) in &settings.extra_body {
+            body.insert(k.clone(), v.clone());
+        }
+        let bytes = Bytes::from(serde_json::to_vec(&body).expect("a JSON map serializes"));
+        seen.insert((&*p.text, max_tokens), bytes.clone());
+        bodies.push(bytes);
+    }
+    Ok(Requests {
+        bodies,
+        prompt_lens: prompts.iter().map(|p| p.prompt_len).collect(),
+        output_lens: prompts
+            .iter()
+            .map(|p| settings.output_len_for(p.output_len))
+            .collect(),
+    })
+}
+
+async fn build_metadata(
+    settings: &BenchSettings,
+    ctx: &SweepContext,
+    counter: &TokenCounter,
+    fp: String,
+) -> BenchMetadata {
+    let (forge_version, profile, manifest_digest, profile_digest) =
+        metadata::provenance(&ctx.provenance);
+    let http = reqwest::Client::new();
+    BenchMetadata {
+        forge_version,
+        profile,
+        manifest_digest,
+        profile_digest,
+        date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        host: metadata::host(),
+        gpu: metadata::gpu().await,
+        cpu: metadata::cpu(),
+        engine: metadata::engine(&http, &ctx.base).await,
+        model: Some(metadata::model(
+            &ctx.model,
+            settings.label.as_deref(),
+            ctx.service.as_ref(),
+        )),
+        driver: format!("{:?}", settings.driver).to_lowercase(),
+        base_url: ctx.base.clone(),
+        endpoint: settings.endpoint.path().to_string(),
+        workload: Workload {
+            dataset: format!("{:?}", settings.dataset.kind).to_lowercase(),
+            path: settings
+                .dataset
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            seed: settings.seed,
+            num_prompts: u64::from(settings.prompts_per_level),
+            token_counter: counter.describe(),
+            prompts_fingerprint: fp,
+            max_tokens: settings.max_tokens,
+            ignore_eos: settings.effective_ignore_eos(),
+            temperature: settings.temperature,
+            mode: if settings.replay_timestamps {
+                "trace"
+            } else if settings.request_rate.is_some() {
+                "open"
+            } else {
+                "closed"
+            }
+            .to_string(),
+            request_rate: settings.request_rate,
+            burstiness: settings.burstiness,
+            warmup: settings.warmup,
+        },
+    }
+}
+
+async fn native_level(
+    settings: &BenchSettings,
+    ctx: &SweepContext,
+    client: &Client,
+    requests: &Arc<Requests>,
+    c: u32,
+    schedule: &Schedule,
+) -> Result<LevelResult, BenchError> {
+    let bar = &ctx.progress;
+    bar.set_length(u64::from(settings.prompts_per_level));
+    bar.set_position(0);
+    bar.set_prefix("");
+    bar.set_message(format!("c={c}"));
+    let stop = CancellationToken::new();
+    let scraper = settings.scrape_metrics.then(|| {
+        tokio::spawn(scrape::run(
+            format!("{}/metrics", ctx.base),
+            Instant::now(),
+            stop.clone(),
+        ))
+    });
+    let ticker = tokio::spawn(live_rate(
+        client.live_chunks.clone(),
+        bar.clone(),
+        c,
+        stop.clone(),
+    ));
+    let run = run_level(LevelPlan {
+        client,
+        requests,
+        num_requests: settings.prompts_per_level as usize,
+        concurrency: c,
+        schedule,
+        warmup: settings.warmup,
+        id_prefix: format!("forge-c{c}-"),
+        cancel: &ctx.cancel,
+        progress: bar,
+    })
+    .await;
+    stop.cancel();
+    let _ = ticker.await;
+    let server_metrics = match scraper {
+        Some(h) => h.await.ok(),
+        None => None,
+    };
+    let run = run?;
+    let m = metrics::compute(&run.records, run.duration_s, settings.slo.as_ref());
+    let send_lag = LagStats::from_seconds(run.records.iter().map(|r| r.send_lag_s()));
+    let loop_lag = LagStats::from_seconds(run.loop_lag_s.iter().map(|&v| f64::from(v)));
+    let limit = settings.kept_up_threshold_ms;
+    Ok(LevelResult {
+        metadata: placeholder_metadata(),
+        date: chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string(),
+        backend: settings.endpoint.vllm_backend().to_string(),
+        label: settings.label.clone(),
+        model_id: ctx.model.clone(),
+        tokenizer_id: settings.tokenizer.as_ref().map(|p| p.display().to_string()),
+        num_prompts: run.records.len() as u64,
+        request_rate: settings.request_rate,
+        burstiness: settings.burstiness,
+        max_concurrency: c,
+        duration: run.duration_s,
+        start_unix_s: Some(run.start_unix_s),
+        client_kept_up: Some(send_lag.p99_ms <= limit && loop_lag.p99_ms <= limit),
+        send_lag: Some(send_lag),
+        event_loop_lag: Some(loop_lag),
+        warmup: (settings.warmup, run.warmup_failed as u64),
+        errors: error_counts(&run.records),
+        metrics: m,
+        driver: "native".into(),
+        mode: String::new(),
+        workload_fingerprint: String::new(),
+        level_failed: false,
+        requests: run.records,
+        save_detailed: settings.save_detailed,
+        server_metrics,
+    })
+}
+
+/// Metadata is filled by the sweep once per run; levels are built before it is attached.
+pub fn placeholder_metadata() -> BenchMetadata {
+    BenchMetadata {
+        forge_version: String::new(),
+        profile: String::new(),
+        manifest_digest: String::new(),
+        profile_digest: String::new(),
+        date: String::new(),
+        host: String::new(),
+        gpu: None,
+        cpu: String::new(),
+        engine: None,
+        model: None,
+        driver: String::new(),
+        base_url: String::new(),
+        endpoint: String::new(),
+        workload: Workload {
+            dataset: String::new(),
+            path: None,
+            seed: 0,
+            num_prompts: 0,
+            token_counter: String::new(),
+            prompts_fingerprint: String::new(),
+            max_tokens: None,
+            ignore_eos: false,
+            temperature: None,
+            mode: String::new(),
+            request_rate: None,
+            burstiness: 1.0,
+            warmup: 0,
+        },
+    }
+}
+
+async fn live_rate(
+    chunks: Arc<std::sync::atomic::AtomicU64>,
+    bar: indicatif::ProgressBar,
+    c: u32,
+    stop: CancellationToken,
+) {
+    let mut last = (Instant::now(), chunks.load(Ordering::Relaxed));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        let now = (Instant::now(), chunks.load(Ordering::Relaxed));
+        let rate = (now.1 - last.1) as f64 / now.0.duration_since(last.0).as_secs_f64();
+        bar.set_message(format!("c={c} {rate:.0} chunks/s"));
+        last = now;
+    }
+}
+
+fn log_line(ctx: &SweepContext, r: &LevelResult) {
+    let m = &r.metrics;
+    let line = format!(
+        "bench c={}: {}/{} ok, {} failed, {:.2} s, {:.1} out tok/s, TTFT p50 {:.1} ms p99 {:.1} ms, TPOT p50 {:.2} ms, ITL p50 {:.2} ms, kept up: {}{}\n",
+        r.max_concurrency,
+        m.completed,
+        r.num_prompts,
+        m.failed,
+        r.duration,
+        m.output_throughput,
+        m.ttft.median,
+        m.ttft.p99,
+        m.tpot.median,
+        m.itl.median,
+        r.client_kept_up
+            .map_or("n/a", |k| if k { "yes" } else { "NO" }),
+        r.errors
+            .keys()
+            .next()
+            .map(|e| format!(" (first error: {e})"))
+            .unwrap_or_default(),
+    );
+    if let Some(log) = &ctx.log
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(log)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
