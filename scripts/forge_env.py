@@ -136,7 +136,13 @@ def find_uv(cache_root: Path) -> str:
             shutil.rmtree(tmp, ignore_errors=True)
             raise EnvError(f"{e}\n  (needs pip for {sys.executable}: apt-get install python3-pip, "
                            "or put uv on PATH)") from None
-        tmp.rename(target)
+        try:
+            tmp.rename(target)
+        except OSError:
+            # Another build installed the same uv meanwhile (environment steps run in parallel).
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not uv.exists():
+                raise
     return str(uv)
 
 

@@ -403,3 +403,18 @@ pub fn profiles(args: &ProfilesArgs) -> Result<i32, Failure> {
     }
     Ok(0)
 }
+
+/// `forge bench`: an ad-hoc sweep against any endpoint.
+pub fn bench(args: &crate::steps::bench::BenchArgs) -> Result<i32, Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::usage(format!("cannot start the runtime: {e}")))?;
+    match runtime.block_on(crate::steps::bench::run_adhoc(args.clone())) {
+        Ok(()) => Ok(0),
+        Err(err) => Err(Failure {
+            code: EXIT_FAILED,
+            message: format!("error: {err}"),
+        }),
+    }
+}

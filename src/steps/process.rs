@@ -9,9 +9,40 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-/// Variables every child gets from Forge's environment, besides the declared ones.
-const BASE_ENV: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM", "TMPDIR", "SHELL",
+/// Variables every child gets from Forge's environment, besides the declared ones: the basics of
+/// a shell, and how this machine reaches the network (proxies, CA bundles, package indexes,
+/// caches). None of these decide what a step produces, so none enter keys.
+pub const BASE_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "TERM",
+    "TMPDIR",
+    "SHELL",
+    "XDG_CACHE_HOME",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_DEFAULT_TIMEOUT",
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_EXTRA_INDEX_URL",
+    "UV_CACHE_DIR",
+    "UV_NATIVE_TLS",
+    "HF_HOME",
 ];
 
 /// A running child and its process group.
