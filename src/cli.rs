@@ -78,6 +78,10 @@ pub struct RunArgs {
     /// After a failure, keep running steps that do not depend on it.
     #[arg(long)]
     pub keep_going: bool,
+    /// Run even though the rehearsal this profile requires has not passed (recorded in the
+    /// lock file and in `<results>/gate.json`).
+    #[arg(long)]
+    pub skip_gate: bool,
     /// Print the plan and exit (same as `forge plan`).
     #[arg(long)]
     pub dry_run: bool,

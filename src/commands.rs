@@ -145,7 +145,19 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
     }
     let _workspace_lock =
         WorkspaceLock::acquire(&pipeline.state_dir().join("lock")).map_err(Failure::usage)?;
-    let (lock, stat) = load_state(&pipeline)?;
+    let (mut lock, stat) = load_state(&pipeline)?;
+    if let Err(reason) = crate::gate::check(&pipeline, &stat) {
+        let required = pipeline.requires.clone().unwrap_or_default();
+        if !args.skip_gate {
+            return Err(Failure::usage(format!(
+                "profile `{}` requires a successful `{required}` run of this pipeline first: {reason}\nhint: run `forge run {} --profile {required}`, or pass `--skip-gate` to run anyway (recorded with the results)",
+                pipeline.profile,
+                pipeline.manifest_path.display()
+            )));
+        }
+        eprintln!("warning: skipping the `{required}` gate: {reason}");
+        record_skipped_gate(&pipeline, &mut lock, &required, &reason)?;
+    }
     let plans = plan::plan(&pipeline, &lock, &stat, &selection).map_err(Failure::usage)?;
     let forced = if selection.force_all {
         pipeline.steps.keys().cloned().collect()
@@ -181,6 +193,9 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
         .await
     });
     let _ = stat.save();
+    if report.success() && args.select.only.is_empty() && args.select.from.is_none() {
+        record_complete(&pipeline)?;
+    }
     if args.json {
         println!(
             "{}",
@@ -417,4 +432,40 @@ pub fn bench(args: &crate::steps::bench::BenchArgs) -> Result<i32, Failure> {
             message: format!("error: {err}"),
         }),
     }
+}
+
+/// Marks the lock file: every step of the pipeline is fresh or ran (what a gate requires).
+fn record_complete(pipeline: &Pipeline) -> Result<(), Failure> {
+    let mut lock = LockFile::load(&pipeline.lock_path()).map_err(Failure::usage)?;
+    lock.complete = Some(crate::cache::CompleteRun {
+        manifest_digest: pipeline.manifest_digest.clone(),
+        forge_version: env!("CARGO_PKG_VERSION").to_string(),
+        finished_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    });
+    lock.save(&pipeline.lock_path()).map_err(Failure::usage)
+}
+
+/// Records a skipped gate in the lock file and in `<results>/gate.json`.
+fn record_skipped_gate(
+    pipeline: &Pipeline,
+    lock: &mut LockFile,
+    required: &str,
+    reason: &str,
+) -> Result<(), Failure> {
+    let skipped = crate::cache::GateSkipped {
+        required: required.to_string(),
+        reason: reason.to_string(),
+        at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    };
+    let gate = serde_json::json!({"status": "skipped", "gate": skipped});
+    let path = pipeline
+        .workspace
+        .join(&pipeline.results_dir)
+        .join("gate.json");
+    let mut bytes = serde_json::to_vec_pretty(&gate).unwrap_or_default();
+    bytes.push(b'\n');
+    crate::fsutil::write_atomic(&path, &bytes)
+        .map_err(|e| Failure::usage(format!("cannot write `{}`: {e}", path.display())))?;
+    lock.gate_skipped = Some(skipped);
+    lock.save(&pipeline.lock_path()).map_err(Failure::usage)
 }

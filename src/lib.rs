@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod executor;
 pub mod fsutil;
+pub mod gate;
 pub mod graph;
 pub mod manifest;
 pub mod plan;

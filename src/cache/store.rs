@@ -51,6 +51,34 @@ pub struct LockFile {
     pub version: u32,
     /// Step id -> its last successful run.
     pub steps: BTreeMap<String, Record>,
+    /// The last complete, successful run of the whole pipeline (what a rehearsal gate checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete: Option<CompleteRun>,
+    /// Set when a run started with `--skip-gate`: the gate it skipped and why it was closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_skipped: Option<GateSkipped>,
+}
+
+/// A run in which every step of the pipeline ended fresh or ran successfully.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompleteRun {
+    /// blake3 of the manifest it ran.
+    pub manifest_digest: String,
+    /// The Forge version that ran it.
+    pub forge_version: String,
+    /// When it finished (RFC 3339, UTC).
+    pub finished_at: String,
+}
+
+/// A gate a run was told to skip.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GateSkipped {
+    /// The profile whose rehearsal was required.
+    pub required: String,
+    /// Why the gate was closed.
+    pub reason: String,
+    /// When the run started anyway (RFC 3339, UTC).
+    pub at: String,
 }
 
 /// Why the lock file could not be used.
@@ -94,7 +122,7 @@ impl LockFile {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
                 return Ok(Self {
                     version: LOCK_VERSION,
-                    steps: BTreeMap::new(),
+                    ..Self::default()
                 });
             }
             Err(source) => {

@@ -30,6 +30,8 @@ pub struct Pipeline {
     pub manifest_digest: String,
     /// blake3 of the profile chain's bytes (empty without a profile).
     pub profile_digest: String,
+    /// The profile whose complete run this one requires (`requires` in the profile chain).
+    pub requires: Option<String>,
 }
 
 impl Pipeline {

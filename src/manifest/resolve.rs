@@ -154,6 +154,10 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
         steps,
         manifest_digest: blake3::hash(files[0].text.as_bytes()).to_hex().to_string(),
         profile_digest: profile_digest(&chain, &files),
+        requires: chain
+            .iter()
+            .rev()
+            .find_map(|p| p.raw.requires.as_ref().map(|r| r.get_ref().clone())),
     };
     crate::graph::validate(&pipeline, &files[0], &declared_spans(&declared))?;
     Ok(pipeline)

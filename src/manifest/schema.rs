@@ -107,6 +107,9 @@ pub struct RawProfile {
     pub description: Option<String>,
     /// A profile this one overlays (its values apply first).
     pub extends: Option<Spanned<String>>,
+    /// A profile whose complete, successful run of the same pipeline (same manifest, same step
+    /// code) must exist before this profile may run: the rehearsal gate.
+    pub requires: Option<Spanned<String>>,
     /// Parameter overrides.
     #[serde(default)]
     pub params: IndexMap<Spanned<String>, Spanned<toml::Value>>,
