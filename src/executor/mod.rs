@@ -141,8 +141,7 @@ pub async fn execute(
         service_steps,
         &pipeline.workspace,
         resources.clone(),
-        stat.clone(),
-    );
+        stat.clone(), progress.clone());
     let done = pipeline
         .steps
         .keys()
@@ -347,10 +346,7 @@ async fn execute_step(shared: &Shared, step: &Step, parts: crate::cache::KeyPart
         .iter()
         .filter(|n| shared.pipeline.steps[*n].is_service())
     {
-        let bar = shared.progress.start(need, "starting service");
-        let up = shared.services.ensure_up(need, &shared.cancel).await;
-        bar.finish_and_clear();
-        match up {
+        match shared.services.ensure_up(need, &shared.cancel).await {
             Ok(info) => {
                 service_infos.insert(need.clone(), info);
             }

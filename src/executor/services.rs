@@ -46,6 +46,7 @@ pub struct Slot {
 /// All services of a run.
 pub struct Services {
     slots: BTreeMap<String, Arc<Slot>>,
+    progress: super::Progress,
     stat: Arc<crate::cache::StatCache>,
     resources: Arc<BTreeMap<String, Arc<Mutex<()>>>>,
     identities: BTreeMap<String, String>,
@@ -58,6 +59,7 @@ impl Services {
         workspace: &std::path::Path,
         resources: Arc<BTreeMap<String, Arc<Mutex<()>>>>,
         stat: Arc<crate::cache::StatCache>,
+        progress: super::Progress,
     ) -> Self {
         let mut slots = BTreeMap::new();
         let mut identities = BTreeMap::new();
@@ -79,6 +81,7 @@ impl Services {
         }
         Self {
             slots,
+            progress,
             stat,
             resources,
             identities,
@@ -167,7 +170,10 @@ impl Services {
             .clone()
             .ok_or_else(|| format!("service `{}` has no readiness probe", step.id))?;
         let started = Instant::now();
-        if let Err(message) = wait_ready(&mut group, &ready, &slot.log, cancel).await {
+        let bar = self.progress.start(&step.id, "starting service, waiting for readiness");
+        let ready_result = wait_ready(&mut group, &ready, &slot.log, cancel).await;
+        bar.finish_and_clear();
+        if let Err(message) = ready_result {
             process::terminate(&mut group, step.stop_grace).await;
             let tail = process::tail(&slot.log, TAIL).join("\n");
             return Err(format!(
@@ -187,6 +193,12 @@ impl Services {
             facts,
         };
         slot.started.store(true, Ordering::SeqCst);
+        self.progress.line(&format!(
+            "{}: ready after {} at {}",
+            step.id,
+            super::format_secs(started.elapsed().as_secs_f64()),
+            step.url.as_deref().unwrap_or("(no url)")
+        ));
         let stop = CancellationToken::new();
         let monitor = tokio::spawn(monitor(slot.clone(), group, stop.clone()));
         Ok(Phase::Up {
