@@ -141,7 +141,9 @@ pub async fn execute(
         service_steps,
         &pipeline.workspace,
         resources.clone(),
-        stat.clone(), progress.clone());
+        stat.clone(),
+        progress.clone(),
+    );
     let done = pipeline
         .steps
         .keys()

@@ -170,7 +170,9 @@ impl Services {
             .clone()
             .ok_or_else(|| format!("service `{}` has no readiness probe", step.id))?;
         let started = Instant::now();
-        let bar = self.progress.start(&step.id, "starting service, waiting for readiness");
+        let bar = self
+            .progress
+            .start(&step.id, "starting service, waiting for readiness");
         let ready_result = wait_ready(&mut group, &ready, &slot.log, cancel).await;
         bar.finish_and_clear();
         if let Err(message) = ready_result {

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cache;
+mod examples;
 mod gate;
 mod malformed;
 mod services;
