@@ -218,7 +218,7 @@ impl Services {
                 continue;
             };
             if slot.users_left.fetch_sub(1, Ordering::SeqCst) == 1 {
-                stop(slot).await;
+                stop(slot, &self.progress).await;
             }
         }
     }
@@ -226,7 +226,7 @@ impl Services {
     /// Stops every service that is up.
     pub async fn stop_all(&self) {
         for slot in self.slots.values() {
-            stop(slot).await;
+            stop(slot, &self.progress).await;
         }
     }
 
@@ -245,13 +245,15 @@ impl Services {
     }
 }
 
-async fn stop(slot: &Slot) {
+async fn stop(slot: &Slot, progress: &super::Progress) {
     let mut phase = slot.phase.lock().await;
+    if !matches!(*phase, Phase::Up { .. }) {
+        return; // a service that never started, failed, or already stopped stays as it is
+    }
     if let Phase::Up { stop, monitor, .. } = std::mem::replace(&mut *phase, Phase::Stopped) {
         stop.cancel();
         let _ = monitor.await;
-    } else if matches!(*phase, Phase::Stopped) {
-        // keep Stopped (a Down or Failed service stays as it was)
+        progress.line(&format!("{}: stopped", slot.step.id));
     }
 }
 
