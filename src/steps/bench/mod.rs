@@ -5,6 +5,7 @@
 //! `docs/results.md`.
 
 mod adhoc;
+mod body;
 mod client;
 mod dataset;
 mod metadata;
@@ -18,6 +19,7 @@ mod sse;
 mod sweep;
 mod tokenize;
 mod vllm_driver;
+mod vllm_result;
 
 use std::path::PathBuf;
 
