@@ -124,3 +124,34 @@ impl BenchError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages() {
+        let errors = [
+            BenchError::Settings {
+                field: "dataset.output_len".into(),
+                message: "is required (>= 1) for `random`".into(),
+            },
+            BenchError::NoBaseUrl("the step's service publishes no `url`".into()),
+            BenchError::Dataset {
+                path: "data/bad.json".into(),
+                entry: "entry 1 (id `e1`)".into(),
+                message: "missing field `value`".into(),
+            },
+            BenchError::NeedsTokenizer,
+            BenchError::LevelFailed {
+                concurrency: 4,
+                failed: 12,
+                total: 12,
+                reason: "HTTP 500 Internal Server Error: engine crashed".into(),
+                dir: "results/m1/bench/bf16".into(),
+            },
+        ];
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(text.join("\n---\n"));
+    }
+}

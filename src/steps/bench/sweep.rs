@@ -360,7 +360,7 @@ async fn live_rate(
         }
         let now = (Instant::now(), chunks.load(Ordering::Relaxed));
         let rate = (now.1 - last.1) as f64 / now.0.duration_since(last.0).as_secs_f64();
-        bar.set_message(format!("c={c} {rate:.0} chunks/s"));
+        bar.set_message(format!("c={c} {rate:.0} out tok/s"));
         last = now;
     }
 }
