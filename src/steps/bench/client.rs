@@ -124,16 +124,26 @@ impl Client {
             return Err(status_error(status, response, self.stall_timeout).await);
         }
         let mut body = response.bytes_stream();
+        // One timer per request, re-armed only when it fires early (cheaper than a new
+        // timeout per read): it fails the request once the stream is silent for the whole span.
+        let stall = tokio::time::sleep(self.stall_timeout);
+        tokio::pin!(stall);
+        let mut last_data = Instant::now();
         loop {
-            let next = tokio::time::timeout(self.stall_timeout, body.next())
-                .await
-                .map_err(|_| {
-                    format!(
-                        "stream stalled: no data for {:.1} s",
-                        self.stall_timeout.as_secs_f64()
-                    )
-                })?;
-            let t = start.elapsed().as_secs_f64();
+            let next = tokio::select! {
+                biased;
+                next = body.next() => next,
+                _ = &mut stall => {
+                    if last_data.elapsed() >= self.stall_timeout {
+                        let silent = self.stall_timeout.as_secs_f64();
+                        return Err(format!("stream stalled: no data for {silent:.1} s"));
+                    }
+                    stall.as_mut().reset((last_data + self.stall_timeout).into());
+                    continue;
+                }
+            };
+            last_data = Instant::now();
+            let t = last_data.duration_since(start).as_secs_f64();
             match next {
                 Some(Ok(bytes)) => {
                     let new = state.feed(&bytes, t).map_err(|e| e.to_string())?;

@@ -4,6 +4,9 @@
 
 use serde::Serialize;
 
+use super::settings::BenchSettings;
+use super::sweep::SweepContext;
+use super::tokenize::TokenCounter;
 use crate::steps::io::{Provenance, ServiceInfo};
 
 /// Shared result metadata (schema in the brief; bench extras at the end).
@@ -204,6 +207,96 @@ pub fn provenance(p: &Provenance) -> (String, String, String, String) {
         p.manifest_digest.clone(),
         p.profile_digest.clone(),
     )
+}
+
+/// The sweep's metadata: provenance, hardware, engine, model and workload.
+pub async fn build(
+    settings: &BenchSettings,
+    ctx: &SweepContext,
+    counter: &TokenCounter,
+    fp: String,
+) -> BenchMetadata {
+    let (forge_version, profile, manifest_digest, profile_digest) = provenance(&ctx.provenance);
+    let http = reqwest::Client::new();
+    BenchMetadata {
+        forge_version,
+        profile,
+        manifest_digest,
+        profile_digest,
+        date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        host: host(),
+        gpu: gpu().await,
+        cpu: cpu(),
+        engine: engine(&http, &ctx.base).await,
+        model: Some(model(
+            &ctx.model,
+            settings.label.as_deref(),
+            ctx.service.as_ref(),
+        )),
+        driver: format!("{:?}", settings.driver).to_lowercase(),
+        base_url: ctx.base.clone(),
+        endpoint: settings.endpoint.path().to_string(),
+        workload: Workload {
+            dataset: format!("{:?}", settings.dataset.kind).to_lowercase(),
+            path: settings
+                .dataset
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            seed: settings.seed,
+            num_prompts: u64::from(settings.prompts_per_level),
+            token_counter: counter.describe(),
+            prompts_fingerprint: fp,
+            max_tokens: settings.max_tokens,
+            ignore_eos: settings.effective_ignore_eos(),
+            temperature: settings.temperature,
+            mode: if settings.replay_timestamps {
+                "trace"
+            } else if settings.request_rate.is_some() {
+                "open"
+            } else {
+                "closed"
+            }
+            .to_string(),
+            request_rate: settings.request_rate,
+            burstiness: settings.burstiness,
+            warmup: settings.warmup,
+        },
+    }
+}
+
+/// Metadata is filled by the sweep once per run; levels are built before it is attached.
+pub fn pending() -> BenchMetadata {
+    BenchMetadata {
+        forge_version: String::new(),
+        profile: String::new(),
+        manifest_digest: String::new(),
+        profile_digest: String::new(),
+        date: String::new(),
+        host: String::new(),
+        gpu: None,
+        cpu: String::new(),
+        engine: None,
+        model: None,
+        driver: String::new(),
+        base_url: String::new(),
+        endpoint: String::new(),
+        workload: Workload {
+            dataset: String::new(),
+            path: None,
+            seed: 0,
+            num_prompts: 0,
+            token_counter: String::new(),
+            prompts_fingerprint: String::new(),
+            max_tokens: None,
+            ignore_eos: false,
+            temperature: None,
+            mode: String::new(),
+            request_rate: None,
+            burstiness: 1.0,
+            warmup: 0,
+        },
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! `docs/results.md`.
 
 mod adhoc;
+mod body;
 mod client;
 mod dataset;
 mod metadata;
@@ -18,6 +19,7 @@ mod sse;
 mod sweep;
 mod tokenize;
 mod vllm_driver;
+mod vllm_result;
 
 use std::path::PathBuf;
 
@@ -120,5 +122,36 @@ impl BenchError {
             name: name.to_string(),
             message: message.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages() {
+        let errors = [
+            BenchError::Settings {
+                field: "dataset.output_len".into(),
+                message: "is required (>= 1) for `random`".into(),
+            },
+            BenchError::NoBaseUrl("the step's service publishes no `url`".into()),
+            BenchError::Dataset {
+                path: "data/bad.json".into(),
+                entry: "entry 1 (id `e1`)".into(),
+                message: "missing field `value`".into(),
+            },
+            BenchError::NeedsTokenizer,
+            BenchError::LevelFailed {
+                concurrency: 4,
+                failed: 12,
+                total: 12,
+                reason: "HTTP 500 Internal Server Error: engine crashed".into(),
+                dir: "results/m1/bench/bf16".into(),
+            },
+        ];
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(text.join("\n---\n"));
     }
 }

@@ -327,8 +327,8 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), BenchError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::steps::bench::metadata;
     use crate::steps::bench::metrics::compute;
-    use crate::steps::bench::sweep::placeholder_metadata;
 
     fn sample() -> LevelResult {
         let ok = RequestRecord {
@@ -357,7 +357,7 @@ mod tests {
         };
         let requests = vec![ok, failed];
         LevelResult {
-            metadata: placeholder_metadata(),
+            metadata: metadata::pending(),
             date: "20261128-120000".into(),
             backend: "openai".into(),
             label: Some("bf16".into()),

@@ -7,7 +7,7 @@
 //! `data:` and read three JSON fields, and it must timestamp events per network read.
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 
 /// Why a stream is invalid.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -29,11 +29,34 @@ pub enum SseError {
 #[derive(Deserialize)]
 struct Chunk {
     #[serde(default)]
-    choices: Option<Vec<IgnoredAny>>,
+    choices: Option<Count>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
     error: Option<serde_json::Value>,
+}
+
+/// The length of a JSON array, counted without keeping (or allocating) its elements.
+struct Count(usize);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> Visitor<'de> for Counter {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(n))
+            }
+        }
+        deserializer.deserialize_seq(Counter)
+    }
 }
 
 #[derive(Deserialize)]
@@ -70,29 +93,69 @@ impl StreamState {
     /// choices messages.
     pub fn feed(&mut self, bytes: &[u8], t_s: f64) -> Result<u32, SseError> {
         let before = self.chunks;
-        self.buf.extend_from_slice(bytes);
+        if self.buf.is_empty() {
+            // Common case: parse straight from the read; keep only an unfinished line.
+            let consumed = self.lines(bytes, t_s)?;
+            self.buf.extend_from_slice(&bytes[consumed..]);
+        } else {
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.extend_from_slice(bytes);
+            let consumed = self.lines(&buf, t_s)?;
+            buf.drain(..consumed);
+            self.buf = buf;
+        }
+        Ok(self.chunks - before)
+    }
+
+    /// Process the complete lines of `input`; returns how many bytes were consumed. A `data:`
+    /// payload is dispatched in place unless its event continues past `input` or spans lines.
+    fn lines(&mut self, input: &[u8], t_s: f64) -> Result<usize, SseError> {
         let mut consumed = 0;
-        while let Some(nl) = self.buf[consumed..].iter().position(|&b| b == b'\n') {
+        let mut pending: Option<(usize, usize)> = None;
+        while let Some(nl) = memchr::memchr(b'\n', &input[consumed..]) {
             let end = consumed + nl;
-            let line = trim_cr(&self.buf[consumed..end]);
+            let line = trim_cr(&input[consumed..end]);
             if line.is_empty() {
-                let data = std::mem::take(&mut self.data);
-                let result = self.dispatch(&data, t_s);
-                self.data = data;
-                self.data.clear();
-                result?;
-            } else if let Some(payload) = line.strip_prefix(b"data:") {
-                let payload = payload.strip_prefix(b" ").unwrap_or(payload);
-                if !self.data.is_empty() {
-                    self.data.push(b'\n');
+                match pending.take() {
+                    Some((a, b)) if self.data.is_empty() => self.dispatch(&input[a..b], t_s)?,
+                    other => {
+                        if let Some((a, b)) = other {
+                            self.append_data(&input[a..b]);
+                        }
+                        let data = std::mem::take(&mut self.data);
+                        let result = self.dispatch(&data, t_s);
+                        self.data = data;
+                        result?;
+                    }
                 }
-                self.data.extend_from_slice(payload);
+                self.data.clear();
+            } else if line.starts_with(b"data:") {
+                let skip = if line[5..].starts_with(b" ") { 6 } else { 5 };
+                if let Some((a, b)) = pending.take() {
+                    self.append_data(&input[a..b]);
+                }
+                let span = (consumed + skip, consumed + line.len());
+                if self.data.is_empty() {
+                    pending = Some(span);
+                } else {
+                    self.append_data(&input[span.0..span.1]);
+                }
             }
             // Comments (`:`), `event:`, `id:` and `retry:` lines carry nothing we use.
             consumed = end + 1;
         }
-        self.buf.drain(..consumed);
-        Ok(self.chunks - before)
+        if let Some((a, b)) = pending {
+            self.append_data(&input[a..b]);
+        }
+        Ok(consumed)
+    }
+
+    /// Add one `data:` line to the event being assembled (lines join with `\n`, per the SSE spec).
+    fn append_data(&mut self, payload: &[u8]) {
+        if !self.data.is_empty() {
+            self.data.push(b'\n');
+        }
+        self.data.extend_from_slice(payload);
     }
 
     /// End of body: dispatch an event that was not closed by a blank line.
@@ -101,8 +164,7 @@ impl StreamState {
         if !self.buf.is_empty() {
             let rest = std::mem::take(&mut self.buf);
             if let Some(payload) = trim_cr(&rest).strip_prefix(b"data:") {
-                self.data
-                    .extend_from_slice(payload.strip_prefix(b" ").unwrap_or(payload));
+                self.append_data(payload.strip_prefix(b" ").unwrap_or(payload));
             }
         }
         let data = std::mem::take(&mut self.data);
@@ -126,7 +188,7 @@ impl StreamState {
         if let Some(error) = chunk.error {
             return Err(SseError::Server(error_message(&error)));
         }
-        if chunk.choices.is_some_and(|c| !c.is_empty()) {
+        if chunk.choices.is_some_and(|c| c.0 > 0) {
             if let Some(last) = self.last_s {
                 self.itl.push((t_s - last) as f32);
             } else {
@@ -203,6 +265,17 @@ mod tests {
         assert_eq!(split.chunks, whole.chunks);
         assert_eq!(split.completion_tokens, whole.completion_tokens);
         assert!(whole.completion_tokens.is_some());
+    }
+
+    #[test]
+    fn multi_line_data_joins_with_newlines_across_reads() {
+        let mut s = StreamState::default();
+        s.feed(b"data: {\"choices\":\ndata: [1]", 1.0).unwrap();
+        assert_eq!(s.chunks, 0);
+        s.feed(b"}\n\ndata: {\"choices\":[2]}\n", 2.0).unwrap();
+        assert_eq!(s.chunks, 1);
+        s.feed(b"\ndata: [DONE]\n\n", 3.0).unwrap();
+        assert_eq!((s.chunks, s.done, s.itl.clone()), (2, true, vec![1.0]));
     }
 
     #[test]

@@ -2,25 +2,23 @@
 //! level (native or vLLM driver), write `c<N>.json` after each level and `summary.json` at the
 //! end, and apply `on_level_failure`.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, ClientConfig, chain};
 use super::dataset::{self, Prompt};
-use super::metadata::{self, BenchMetadata, Workload};
+use super::metadata;
 use super::result::{BenchSummary, LagStats, LevelResult, LevelSummary, error_counts, write_json};
 use super::schedule::{LevelPlan, Requests, Schedule, gamma_arrivals, run_level, trace_arrivals};
 use super::settings::{BenchSettings, DatasetKind, Driver};
 use super::tokenize::TokenCounter;
-use super::{BenchError, metrics, scrape, vllm_driver};
+use super::{BenchError, body, metrics, scrape, vllm_driver};
 use crate::steps::io::{Provenance, ServiceInfo, StepIo};
 
 /// Everything a sweep needs besides its settings (built from `StepIo` or ad-hoc arguments).
@@ -145,8 +143,8 @@ pub async fn run_sweep(
         p = dataset::sample(settings, &ctx.workspace, &counter, n) => p?,
     };
     let prompts_fp = dataset::fingerprint(&prompts);
-    let meta = build_metadata(settings, ctx, &counter, prompts_fp.to_hex().to_string()).await;
-    let requests = Arc::new(build_requests(settings, &ctx.model, &prompts)?);
+    let meta = metadata::build(settings, ctx, &counter, prompts_fp.to_hex().to_string()).await;
+    let requests = Arc::new(body::build_requests(settings, &ctx.model, &prompts));
     let mut prompts = prompts;
     if settings.driver == Driver::Native {
         // The request bodies hold the text now; keep only what the schedule needs.
@@ -269,117 +267,6 @@ fn api_key(settings: &BenchSettings) -> Result<Option<String>, BenchError> {
         })
 }
 
-/// One JSON body per prompt, built once and shared by every level.
-pub fn build_requests(
-    settings: &BenchSettings,
-    model: &str,
-    prompts: &[Prompt],
-) -> Result<Requests, BenchError> {
-    let mut bodies = Vec::with_capacity(prompts.len());
-    // Oversampled datasets repeat prompts: repeated prompts share one body.
-    let mut seen: HashMap<(&str, u32), Bytes> = HashMap::new();
-    for p in prompts {
-        let max_tokens = settings.output_len_for(p.output_len);
-        if let Some(body) = seen.get(&(&*p.text, max_tokens)) {
-            bodies.push(body.clone());
-            continue;
-        }
-        let mut body = Map::new();
-        body.insert("model".into(), json!(model));
-        match settings.endpoint {
-            super::Endpoint::Completions => {
-                body.insert("prompt".into(), json!(&*p.text));
-                body.insert("max_tokens".into(), json!(max_tokens));
-            }
-            super::Endpoint::Chat => {
-                body.insert(
-                    "messages".into(),
-                    json!([{"role": "user", "content": &*p.text}]),
-                );
-                body.insert("max_completion_tokens".into(), json!(max_tokens));
-            }
-        }
-        body.insert("stream".into(), json!(true));
-        body.insert("stream_options".into(), json!({"include_usage": true}));
-        if settings.effective_ignore_eos() {
-            body.insert("ignore_eos".into(), json!(true));
-        }
-        if let Some(t) = settings.temperature {
-            body.insert("temperature".into(), json!(t));
-        }
-        for (k, v) in &settings.extra_body {
-            body.insert(k.clone(), v.clone());
-        }
-        let bytes = Bytes::from(serde_json::to_vec(&body).expect("a JSON map serializes"));
-        seen.insert((&*p.text, max_tokens), bytes.clone());
-        bodies.push(bytes);
-    }
-    Ok(Requests {
-        bodies,
-        prompt_lens: prompts.iter().map(|p| p.prompt_len).collect(),
-        output_lens: prompts
-            .iter()
-            .map(|p| settings.output_len_for(p.output_len))
-            .collect(),
-    })
-}
-
-async fn build_metadata(
-    settings: &BenchSettings,
-    ctx: &SweepContext,
-    counter: &TokenCounter,
-    fp: String,
-) -> BenchMetadata {
-    let (forge_version, profile, manifest_digest, profile_digest) =
-        metadata::provenance(&ctx.provenance);
-    let http = reqwest::Client::new();
-    BenchMetadata {
-        forge_version,
-        profile,
-        manifest_digest,
-        profile_digest,
-        date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        host: metadata::host(),
-        gpu: metadata::gpu().await,
-        cpu: metadata::cpu(),
-        engine: metadata::engine(&http, &ctx.base).await,
-        model: Some(metadata::model(
-            &ctx.model,
-            settings.label.as_deref(),
-            ctx.service.as_ref(),
-        )),
-        driver: format!("{:?}", settings.driver).to_lowercase(),
-        base_url: ctx.base.clone(),
-        endpoint: settings.endpoint.path().to_string(),
-        workload: Workload {
-            dataset: format!("{:?}", settings.dataset.kind).to_lowercase(),
-            path: settings
-                .dataset
-                .path
-                .as_ref()
-                .map(|p| p.display().to_string()),
-            seed: settings.seed,
-            num_prompts: u64::from(settings.prompts_per_level),
-            token_counter: counter.describe(),
-            prompts_fingerprint: fp,
-            max_tokens: settings.max_tokens,
-            ignore_eos: settings.effective_ignore_eos(),
-            temperature: settings.temperature,
-            mode: if settings.replay_timestamps {
-                "trace"
-            } else if settings.request_rate.is_some() {
-                "open"
-            } else {
-                "closed"
-            }
-            .to_string(),
-            request_rate: settings.request_rate,
-            burstiness: settings.burstiness,
-            warmup: settings.warmup,
-        },
-    }
-}
-
 async fn native_level(
     settings: &BenchSettings,
     ctx: &SweepContext,
@@ -431,7 +318,7 @@ async fn native_level(
     let loop_lag = LagStats::from_seconds(run.loop_lag_s.iter().map(|&v| f64::from(v)));
     let limit = settings.kept_up_threshold_ms;
     Ok(LevelResult {
-        metadata: placeholder_metadata(),
+        metadata: metadata::pending(),
         date: chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string(),
         backend: settings.endpoint.vllm_backend().to_string(),
         label: settings.label.clone(),
@@ -459,40 +346,6 @@ async fn native_level(
     })
 }
 
-/// Metadata is filled by the sweep once per run; levels are built before it is attached.
-pub fn placeholder_metadata() -> BenchMetadata {
-    BenchMetadata {
-        forge_version: String::new(),
-        profile: String::new(),
-        manifest_digest: String::new(),
-        profile_digest: String::new(),
-        date: String::new(),
-        host: String::new(),
-        gpu: None,
-        cpu: String::new(),
-        engine: None,
-        model: None,
-        driver: String::new(),
-        base_url: String::new(),
-        endpoint: String::new(),
-        workload: Workload {
-            dataset: String::new(),
-            path: None,
-            seed: 0,
-            num_prompts: 0,
-            token_counter: String::new(),
-            prompts_fingerprint: String::new(),
-            max_tokens: None,
-            ignore_eos: false,
-            temperature: None,
-            mode: String::new(),
-            request_rate: None,
-            burstiness: 1.0,
-            warmup: 0,
-        },
-    }
-}
-
 async fn live_rate(
     chunks: Arc<std::sync::atomic::AtomicU64>,
     bar: indicatif::ProgressBar,
@@ -507,7 +360,7 @@ async fn live_rate(
         }
         let now = (Instant::now(), chunks.load(Ordering::Relaxed));
         let rate = (now.1 - last.1) as f64 / now.0.duration_since(last.0).as_secs_f64();
-        bar.set_message(format!("c={c} {rate:.0} chunks/s"));
+        bar.set_message(format!("c={c} {rate:.0} out tok/s"));
         last = now;
     }
 }
