@@ -26,7 +26,7 @@ pub enum Command {
     /// Show a step's last record: key, inputs, outputs, timings, exit code.
     Show(ShowArgs),
     /// Benchmark any OpenAI-compatible endpoint now (the `bench` kind's engine, ad hoc).
-    Bench(crate::steps::bench::BenchArgs),
+    Bench(Box<crate::steps::bench::BenchArgs>),
     /// Remove machine-local state under `.forge/` (staging, logs, stat cache).
     Clean(CleanArgs),
     /// List the profiles a pipeline can use.

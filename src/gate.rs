@@ -49,13 +49,13 @@ pub fn check(pipeline: &Pipeline, stat: &StatCache) -> Result<(), String> {
     for step in pipeline.steps.values() {
         let parts = crate::plan::key_parts(pipeline, step, &LockFile::default(), stat);
         for (path, digest) in all_inputs(&parts) {
-            if let Some(before) = rehearsed.get(&path) {
-                if *before != digest {
-                    return Err(format!(
-                        "`{path}` (an input of `{}`) changed since `{required}` last ran it",
-                        step.id
-                    ));
-                }
+            if let Some(before) = rehearsed.get(&path)
+                && *before != digest
+            {
+                return Err(format!(
+                    "`{path}` (an input of `{}`) changed since `{required}` last ran it",
+                    step.id
+                ));
             }
         }
     }

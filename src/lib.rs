@@ -22,7 +22,7 @@ pub fn run(cli: cli::Cli) -> i32 {
         Command::Graph(args) => commands::graph(args),
         Command::Show(args) => commands::show(args),
         Command::Clean(args) => commands::clean(args),
-        Command::Bench(args) => commands::bench(args),
+        Command::Bench(args) => commands::bench(args.as_ref()),
         Command::Profiles(args) => commands::profiles(args),
         Command::Completions(args) => {
             clap_complete::generate(

@@ -363,19 +363,17 @@ async fn gather_facts(
                     .get(format!("{}{path}", url.trim_end_matches('/')))
                     .send()
             };
-            if let Ok(response) = get("/version").await {
-                if let Ok(body) = response.json::<Value>().await {
-                    if let Some(version) = body.get("version") {
-                        facts.insert("engine_version".into(), version.clone());
-                    }
-                }
+            if let Ok(response) = get("/version").await
+                && let Ok(body) = response.json::<Value>().await
+                && let Some(version) = body.get("version")
+            {
+                facts.insert("engine_version".into(), version.clone());
             }
-            if let Ok(response) = get("/v1/models").await {
-                if let Ok(body) = response.json::<Value>().await {
-                    if let Some(id) = body.pointer("/data/0/id") {
-                        facts.insert("served_name".into(), id.clone());
-                    }
-                }
+            if let Ok(response) = get("/v1/models").await
+                && let Ok(body) = response.json::<Value>().await
+                && let Some(id) = body.pointer("/data/0/id")
+            {
+                facts.insert("served_name".into(), id.clone());
             }
         }
     }
@@ -388,10 +386,10 @@ async fn gather_facts(
                     "model_sha".into(),
                     json!(format!("blake3:{}", digest.digest)),
                 );
-                if let Ok(text) = std::fs::read_to_string(dir.join("forge-model.json")) {
-                    if let Ok(source) = serde_json::from_str::<Value>(&text) {
-                        facts.insert("model_source".into(), source);
-                    }
+                if let Ok(text) = std::fs::read_to_string(dir.join("forge-model.json"))
+                    && let Ok(source) = serde_json::from_str::<Value>(&text)
+                {
+                    facts.insert("model_source".into(), source);
                 }
             }
             _ => {
