@@ -423,7 +423,23 @@ async fn execute_step(shared: &Shared, step: &Step, parts: crate::cache::KeyPart
                 log: Some(log),
             };
         }
-        Err(err) => return fail(err.message, duration),
+        Err(err) => {
+            // What the step wrote before failing (a bench level's result with its failed count)
+            // stays in staging for inspection until the step runs again; it is never recorded.
+            let partial: Vec<String> = staging
+                .iter()
+                .filter(|p| p.exists())
+                .map(|p| p.display().to_string())
+                .collect();
+            let mut message = err.message;
+            if !partial.is_empty() {
+                message.push_str(&format!(
+                    "\npartial outputs (not recorded): {}",
+                    partial.join(", ")
+                ));
+            }
+            return fail(message, duration);
+        }
     };
     match commit(
         shared,

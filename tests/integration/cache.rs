@@ -335,7 +335,7 @@ fn a_failed_step_stops_the_run_and_shows_its_log() {
 [steps.bad]
 kind = "command"
 outputs = ["out/bad.txt"]
-run = "echo 'line one'; echo 'it broke' >&2; exit 3"
+run = "echo partial > {{ outputs[0] }}; echo 'line one'; echo 'it broke' >&2; exit 3"
 
 [steps.after]
 kind = "command"
@@ -362,6 +362,10 @@ run = "echo fine > {{ outputs[0] }}"
         "{stderr}"
     );
     assert!(!ws.exists("out/bad.txt"), "a failed step leaves no output");
+    assert!(
+        stderr.contains("partial outputs (not recorded)"),
+        "{stderr}"
+    );
     let show = ws.forge(&["show", "pipeline.toml", "bad"]);
     assert!(show.stdout().contains("never run"), "{}", show.stdout());
 }
