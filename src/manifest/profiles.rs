@@ -66,10 +66,11 @@ pub fn load_chain(
             let known = available(dir);
             let message = format!("unknown profile `{name}`");
             let help = did_you_mean(&name, known.iter().map(String::as_str)).unwrap_or_else(|| {
+                let shown = relative_to_cwd(dir);
                 if known.is_empty() {
-                    format!("no profiles exist in `{}`", dir.display())
+                    format!("no profiles exist in `{}`", shown.display())
                 } else {
-                    format!("profiles in `{}`: {}", dir.display(), list(&known))
+                    format!("profiles in `{}`: {}", shown.display(), list(&known))
                 }
             });
             let diagnostic = match referrer {
@@ -78,7 +79,7 @@ pub fn load_chain(
             };
             return Err(diagnostic.help(help).into());
         }
-        let file = SourceFile::read(&path)?;
+        let file = SourceFile::read(&relative_to_cwd(&path))?;
         let raw: RawProfile = toml::from_str(&file.text).map_err(|e| from_toml(&file, &e))?;
         files.push(file);
         let index = files.len() - 1;
@@ -94,6 +95,14 @@ pub fn load_chain(
     }
     chain.reverse();
     Ok(chain)
+}
+
+/// `path` relative to the current directory when it lies below it (shorter, stable messages).
+fn relative_to_cwd(path: &Path) -> std::path::PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 /// Applies one layer of parameter values onto `params`, checking names and types.
