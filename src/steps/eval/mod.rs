@@ -4,7 +4,6 @@
 //! lm-eval does the evaluating; this module only runs it, reads its results files, and
 //! does the arithmetic on top.
 
-mod metadata;
 mod process;
 mod results_file;
 mod retention;
@@ -16,7 +15,7 @@ mod tests;
 
 use std::path::PathBuf;
 
-pub use metadata::{EngineInfo, GpuInfo, HostFacts, Metadata, ModelInfo};
+pub use crate::steps::metadata::{EngineInfo, GpuInfo, HostFacts, Metadata, ModelInfo};
 pub use results_file::{MetricReading, ResultsFile};
 pub use retention::{
     Retention, RetentionMetadata, RetentionRow, RetentionSummary, build_retention, run_retention,

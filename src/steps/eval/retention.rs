@@ -19,10 +19,10 @@
 use std::path::{Path, PathBuf};
 
 use super::EvalError;
-use super::metadata::{HostFacts, Metadata, ModelInfo};
 use super::scores::{EvalScores, ScoreRow, read_scores, write_json};
 use super::settings::RetentionSettings;
 use crate::steps::io::StepIo;
+use crate::steps::metadata::{HostFacts, Metadata, ModelInfo};
 
 /// The content of `results/<profile>/eval/retention.json`.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]

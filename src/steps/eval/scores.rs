@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use super::EvalError;
-use super::metadata::Metadata;
 use super::results_file::ResultsFile;
 use super::settings::TaskSpec;
+use crate::steps::metadata::Metadata;
 
 /// The content of `results/<profile>/eval/<label>/scores.json`.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]

@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::EvalError;
-use super::metadata::{self, HostFacts, Metadata, ModelInfo};
 use super::process::{self, Command, Failure, TAIL_LINES};
 use super::results_file::{ResultsFile, find_results_file};
 use super::scores::{EvalMetadata, EvalScores, Invocation, LmEvalInfo, score_rows, write_json};
 use super::settings::{EvalSettings, TaskSpec, scalar_arg};
 use crate::steps::io::{ServiceInfo, StepIo};
+use crate::steps::metadata::{self, HostFacts, Metadata, ModelInfo};
 
 /// The server lm-eval talks to.
 #[derive(Debug, Clone)]
@@ -313,12 +313,7 @@ fn model_args(
 }
 
 fn model_info(settings: &EvalSettings, target: &Target<'_>) -> ModelInfo {
-    ModelInfo {
-        served_name: target.model.clone(),
-        id: metadata::fact(target.service, "model_id"),
-        sha: metadata::fact(target.service, "model_sha"),
-        label: settings.label.clone(),
-    }
+    metadata::model(&target.model, Some(&settings.label), target.service)
 }
 
 async fn failure_error(

@@ -4,8 +4,8 @@ mod real_server;
 mod retention_math;
 mod run_step;
 
-use super::metadata::HostFacts;
 use crate::steps::io::Provenance;
+use crate::steps::metadata::HostFacts;
 
 /// Host facts fixed so snapshots are stable.
 pub(super) fn fixed_host() -> HostFacts {

@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use super::super::EvalError;
-use super::super::metadata::{EngineInfo, Metadata, ModelInfo};
 use super::super::results_file::ResultsFile;
 use super::super::retention::{build_retention, compare};
 use super::super::scores::{EvalMetadata, EvalScores, LmEvalInfo, ScoreRow, score_rows};
 use super::super::settings::{RetentionSettings, TaskSpec};
 use super::{fixed_host, provenance};
+use crate::steps::metadata::{EngineInfo, Metadata, ModelInfo};
 
 fn row(task: &str, metric: &str, filter: &str, value: f64, stderr: Option<f64>) -> ScoreRow {
     ScoreRow {
@@ -32,7 +32,7 @@ fn scores(label: &str, results: Vec<ScoreRow>) -> EvalScores {
         served_name: label.into(),
         id: Some(format!("org/{label}")),
         sha: Some("abc".into()),
-        label: label.into(),
+        label: Some(label.into()),
     });
     EvalScores {
         metadata: EvalMetadata {

@@ -1,0 +1,330 @@
+//! The shared `metadata` object at the top of every result file (schema in `docs/results.md`):
+//! provenance, host facts (host name, CPU model from `/proc/cpuinfo`, GPU from `nvidia-smi`),
+//! the serving engine (service fact, else `GET /version`) and the model (service facts).
+//! Each kind flattens [`Metadata`] into its own metadata type and appends its extra keys.
+
+use std::time::Duration;
+
+use crate::steps::io::{Provenance, ServiceInfo};
+
+/// The keys every result file's `metadata` starts with, in this order.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct Metadata {
+    /// `CARGO_PKG_VERSION` of the forge binary that wrote the file.
+    pub forge_version: String,
+    /// The profile the run resolved (`default` without one).
+    pub profile: String,
+    /// blake3 of the manifest file's bytes.
+    pub manifest_digest: String,
+    /// blake3 of the profile chain's bytes.
+    pub profile_digest: String,
+    /// When the step gathered its host facts, RFC 3339 UTC.
+    pub date: String,
+    /// Host name of the machine that ran the step.
+    pub host: String,
+    /// The host's first GPU, `null` when `nvidia-smi` is absent or fails.
+    pub gpu: Option<GpuInfo>,
+    /// CPU model name (`/proc/cpuinfo`).
+    pub cpu: String,
+    /// The serving engine measured, `null` when unknown.
+    pub engine: Option<EngineInfo>,
+    /// The model measured, `null` for files comparing two models.
+    pub model: Option<ModelInfo>,
+}
+
+/// A GPU as `nvidia-smi` reports it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct GpuInfo {
+    /// Product name (`NVIDIA RTX A5000`).
+    pub name: String,
+    /// Total memory in MiB.
+    pub memory_mib: u64,
+    /// Driver version.
+    pub driver: String,
+}
+
+/// The serving engine.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct EngineInfo {
+    /// Engine name (`vllm`).
+    pub name: String,
+    /// Engine version (`0.32.0`).
+    pub version: String,
+}
+
+/// The model a result is about.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct ModelInfo {
+    /// Name the server serves it under (`smollm2`).
+    pub served_name: String,
+    /// Model id (hub id or local path), from the service's `model_id` fact.
+    pub id: Option<String>,
+    /// Revision SHA or weights digest, from the service's `model_sha` fact.
+    pub sha: Option<String>,
+    /// The step's label (`bf16`, `awq`), `null` when the step has none.
+    pub label: Option<String>,
+}
+
+/// Facts about the machine, gathered once per step (injected in tests).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostFacts {
+    /// RFC 3339 UTC time, whole seconds.
+    pub date: String,
+    /// Host name.
+    pub host: String,
+    /// CPU model name.
+    pub cpu: String,
+    /// GPU, when `nvidia-smi` answers.
+    pub gpu: Option<GpuInfo>,
+}
+
+impl HostFacts {
+    /// Reads the clock, the host name, `/proc/cpuinfo` and `nvidia-smi`.
+    pub async fn gather() -> Self {
+        Self {
+            date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            host: host_name(),
+            cpu: std::fs::read_to_string("/proc/cpuinfo")
+                .ok()
+                .and_then(|text| cpu_model(&text))
+                .unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+            gpu: nvidia_smi().await,
+        }
+    }
+}
+
+impl Metadata {
+    /// Provenance plus host facts; engine and model are filled by the caller. An empty
+    /// provenance (an ad-hoc run without a manifest) gets this binary's version and profile
+    /// `default`.
+    pub fn new(provenance: &Provenance, host: &HostFacts) -> Self {
+        let or = |value: &str, default: &str| {
+            if value.is_empty() {
+                default.to_string()
+            } else {
+                value.to_string()
+            }
+        };
+        Self {
+            forge_version: or(&provenance.forge_version, env!("CARGO_PKG_VERSION")),
+            profile: or(&provenance.profile, "default"),
+            manifest_digest: provenance.manifest_digest.clone(),
+            profile_digest: provenance.profile_digest.clone(),
+            date: host.date.clone(),
+            host: host.host.clone(),
+            gpu: host.gpu.clone(),
+            cpu: host.cpu.clone(),
+            engine: None,
+            model: None,
+        }
+    }
+
+    /// All keys empty or `null`: a placeholder until the real metadata is attached.
+    pub fn pending() -> Self {
+        Self {
+            forge_version: String::new(),
+            profile: String::new(),
+            manifest_digest: String::new(),
+            profile_digest: String::new(),
+            date: String::new(),
+            host: String::new(),
+            gpu: None,
+            cpu: String::new(),
+            engine: None,
+            model: None,
+        }
+    }
+}
+
+/// `/proc/sys/kernel/hostname`, else `$HOSTNAME`, else `unknown`.
+fn host_name() -> String {
+    read_trimmed("/proc/sys/kernel/hostname")
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// The first `model name` line of `/proc/cpuinfo`.
+fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo
+        .lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split_once(':'))
+        .map(|(_, name)| name.trim().to_string())
+}
+
+/// Parses one `nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader`
+/// line (`NVIDIA RTX A5000, 24564 MiB, 550.54.15`; the unit is optional).
+pub fn parse_nvidia_smi(line: &str) -> Option<GpuInfo> {
+    let mut fields = line.split(',').map(str::trim);
+    let name = fields.next()?.to_string();
+    let memory_mib = fields.next()?.trim_end_matches("MiB").trim().parse().ok()?;
+    let driver = fields.next()?.to_string();
+    (!name.is_empty()).then_some(GpuInfo {
+        name,
+        memory_mib,
+        driver,
+    })
+}
+
+/// The first GPU from `nvidia-smi` (10 s at most); `None` without one.
+async fn nvidia_smi() -> Option<GpuInfo> {
+    let query = tokio::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=name,memory.total,driver_version",
+            "--format=csv,noheader",
+        ])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(10), query)
+        .await
+        .ok()?
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    parse_nvidia_smi(String::from_utf8_lossy(&output.stdout).lines().next()?)
+}
+
+/// A string fact a service published (`served_name`, `model_id`, `model_sha`,
+/// `engine_version` ...); numbers are written as text, anything else is ignored.
+pub fn fact(service: Option<&ServiceInfo>, key: &str) -> Option<String> {
+    match service?.facts.get(key)? {
+        serde_json::Value::String(text) if !text.is_empty() => Some(text.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// The model served as `served_name`, with its id and SHA from the service's facts.
+pub fn model(served_name: &str, label: Option<&str>, service: Option<&ServiceInfo>) -> ModelInfo {
+    ModelInfo {
+        served_name: served_name.to_string(),
+        id: fact(service, "model_id"),
+        sha: fact(service, "model_sha"),
+        label: label.map(str::to_string),
+    }
+}
+
+/// The engine from the service's facts (`engine_version`, optional `engine`), else from the
+/// server's `GET {base_url}/version` (vLLM answers `{"version": "0.32.0"}`; 5 s at most).
+pub async fn engine(service: Option<&ServiceInfo>, base_url: &str) -> Option<EngineInfo> {
+    if let Some(version) = fact(service, "engine_version") {
+        let name = fact(service, "engine").unwrap_or_else(|| "vllm".to_string());
+        return Some(EngineInfo { name, version });
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let response = client
+        .get(format!("{base_url}/version"))
+        .send()
+        .await
+        .ok()?;
+    let body: serde_json::Value = response.error_for_status().ok()?.json().await.ok()?;
+    let version = body.get("version")?.as_str()?.to_string();
+    Some(EngineInfo {
+        name: "vllm".to_string(),
+        version,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nvidia_smi_line_with_or_without_unit() {
+        let gpu = GpuInfo {
+            name: "NVIDIA RTX A5000".into(),
+            memory_mib: 24564,
+            driver: "550.54.15".into(),
+        };
+        assert_eq!(
+            parse_nvidia_smi("NVIDIA RTX A5000, 24564 MiB, 550.54.15"),
+            Some(gpu.clone())
+        );
+        assert_eq!(
+            parse_nvidia_smi("NVIDIA RTX A5000, 24564, 550.54.15"),
+            Some(gpu)
+        );
+        assert!(parse_nvidia_smi("garbage").is_none());
+        assert!(parse_nvidia_smi(", 1 MiB, 1").is_none());
+    }
+
+    #[test]
+    fn cpu_model_reads_the_first_model_name() {
+        let text = "processor\t: 0\nmodel name\t: AMD EPYC\nflags: x\nmodel name\t: other\n";
+        assert_eq!(cpu_model(text).as_deref(), Some("AMD EPYC"));
+        assert_eq!(cpu_model("processor: 0\n"), None);
+    }
+
+    fn service() -> ServiceInfo {
+        let mut service = ServiceInfo::default();
+        for (key, value) in [
+            ("served_name", serde_json::json!("smollm2")),
+            ("engine_version", serde_json::json!(32)),
+            ("model_id", serde_json::json!("org/model")),
+            ("model_sha", serde_json::json!(["x"])),
+        ] {
+            service.facts.insert(key.into(), value);
+        }
+        service
+    }
+
+    #[test]
+    fn facts_accept_strings_and_numbers_only() {
+        let service = service();
+        assert_eq!(
+            fact(Some(&service), "served_name").as_deref(),
+            Some("smollm2")
+        );
+        assert_eq!(
+            fact(Some(&service), "engine_version").as_deref(),
+            Some("32")
+        );
+        assert_eq!(fact(Some(&service), "model_sha"), None);
+        assert_eq!(fact(None, "served_name"), None);
+    }
+
+    #[test]
+    fn model_takes_id_and_sha_from_facts() {
+        let info = model("smollm2", Some("bf16"), Some(&service()));
+        assert_eq!(info.id.as_deref(), Some("org/model"));
+        assert_eq!(info.sha, None);
+        assert_eq!(info.label.as_deref(), Some("bf16"));
+        assert_eq!(model("m", None, None).label, None);
+    }
+
+    #[tokio::test]
+    async fn engine_prefers_the_service_fact() {
+        let info = engine(Some(&service()), "http://127.0.0.1:9").await;
+        assert_eq!(
+            info,
+            Some(EngineInfo {
+                name: "vllm".into(),
+                version: "32".into()
+            })
+        );
+    }
+
+    #[test]
+    fn empty_provenance_gets_defaults() {
+        let host = HostFacts {
+            date: "2026-11-28T12:00:00Z".into(),
+            host: "h".into(),
+            cpu: "c".into(),
+            gpu: None,
+        };
+        let meta = Metadata::new(&Provenance::default(), &host);
+        assert_eq!(meta.profile, "default");
+        assert_eq!(meta.forge_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(meta.host, "h");
+    }
+}
