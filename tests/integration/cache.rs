@@ -403,19 +403,8 @@ fn kill_9_mid_step_keeps_the_previous_outputs_and_no_false_record() {
     ws.write("pipeline.toml", &manifest("good", 0));
     ws.forge(&["run", "pipeline.toml"]).success();
     ws.write("pipeline.toml", &manifest("new", 30));
-    let mut child = std::process::Command::new(crate::support::forge_bin())
-        .args(["run", "pipeline.toml"])
-        .current_dir(ws.path())
-        .env("CI", "1")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let staged = ws.path().join(".forge/staging/default/a/0/out.txt");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !staged.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(staged.exists(), "the step never started");
+    let mut child = ws.spawn_forge(&["run", "pipeline.toml"]);
+    ws.wait_for(".forge/staging/default/a/0/out.txt");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert_eq!(
@@ -435,17 +424,8 @@ fn kill_9_mid_step_keeps_the_previous_outputs_and_no_false_record() {
 fn a_second_run_in_the_same_workspace_is_refused() {
     let ws = Workspace::new();
     ws.write("pipeline.toml", "[steps.a]\nkind = \"command\"\noutputs = [\"out.txt\"]\nrun = \"touch started; sleep 20; touch {{ outputs[0] }}\"\n");
-    let mut first = std::process::Command::new(crate::support::forge_bin())
-        .args(["run", "pipeline.toml"])
-        .current_dir(ws.path())
-        .env("CI", "1")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !ws.exists("started") && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut first = ws.spawn_forge(&["run", "pipeline.toml"]);
+    ws.wait_for("started");
     let second = ws.forge(&["run", "pipeline.toml"]);
     assert_eq!(second.code(), 2);
     let pid = first.id().to_string();

@@ -24,14 +24,6 @@ fn pid(ws: &Workspace, file: &str) -> i32 {
     ws.read(file).trim().parse().expect("pid")
 }
 
-fn wait_for(ws: &Workspace, file: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ws.exists(file) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(ws.exists(file), "{file} never appeared");
-}
-
 #[test]
 fn service_starts_lazily_and_stops_with_its_children_after_the_last_user() {
     let ws = Workspace::new();
@@ -127,14 +119,8 @@ run = "sleep 200 & echo $! > user.grandchild; touch user.started; wait"
             service("server", port, "")
         ),
     );
-    let mut child = std::process::Command::new(crate::support::forge_bin())
-        .args(["run", "pipeline.toml"])
-        .current_dir(ws.path())
-        .env("CI", "1")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(&ws, "user.started");
+    let mut child = ws.spawn_forge(&["run", "pipeline.toml"]);
+    ws.wait_for("user.started");
     // SAFETY: signalling the child we spawned.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();

@@ -34,6 +34,27 @@ impl Workspace {
         self.path().join(relative).exists()
     }
 
+    /// Starts `forge <args>` in the workspace in the background (stderr discarded).
+    pub fn spawn_forge(&self, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(forge_bin())
+            .args(args)
+            .current_dir(self.path())
+            .env("CI", "1")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn forge")
+    }
+
+    /// Waits up to 30 s for `relative` to exist; fails the test if it never does.
+    #[track_caller]
+    pub fn wait_for(&self, relative: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.exists(relative) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(self.exists(relative), "{relative} never appeared");
+    }
+
     /// Runs `forge <args>` in the workspace.
     pub fn forge(&self, args: &[&str]) -> Run {
         let output = std::process::Command::new(forge_bin())
