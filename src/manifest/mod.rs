@@ -1,11 +1,14 @@
 //! Pipeline manifests and profiles: parse (schema), overlay (profiles), render (templating),
 //! validate (resolve), and explain problems (diagnostics).
+mod declare;
 pub mod diagnostics;
+mod expand;
 pub mod model;
 pub mod profiles;
 pub mod resolve;
 pub mod schema;
 pub mod templating;
+mod validate;
 
 pub use model::{Pipeline, Probe, Ready, Step};
 pub use resolve::{LoadOptions, load};

@@ -1,22 +1,24 @@
 //! Raw manifest + profile chain + `--set` -> the validated [`Pipeline`]: parameters overlaid,
 //! steps overlaid and matrix-expanded, templates rendered, kinds and references checked.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde_json::{Value as Json, json};
-use toml::Spanned;
 
-use super::diagnostics::{
-    ManifestDiagnostic, ManifestErrors, SourceFile, did_you_mean, from_toml, list,
-};
-use super::model::{Pipeline, Probe, Ready, Step};
+use super::diagnostics::{ManifestDiagnostic, ManifestErrors, SourceFile, from_toml};
+use super::model::{Pipeline, Step};
 use super::profiles::{self, LoadedProfile, toml_to_json};
-use super::schema::{RawManifest, RawReady, RawStep};
+use super::schema::RawManifest;
 use super::templating::Renderer;
+
+use super::declare::{Declared, Loc, declare_steps};
+use super::expand::{
+    closure, collect_strings, expand, find_in, id_fragment, match_need, matrix_order, steps_context,
+};
 
 /// What to load.
 #[derive(Debug, Clone, Default)]
@@ -27,50 +29,6 @@ pub struct LoadOptions {
     pub profile: Option<String>,
     /// `--set KEY=VALUE` arguments.
     pub sets: Vec<String>,
-}
-
-/// A value and where it was written.
-#[derive(Debug, Clone)]
-struct Loc<T> {
-    value: T,
-    file: usize,
-    span: Range<usize>,
-}
-
-impl<T: Clone> Loc<T> {
-    fn of(spanned: &Spanned<T>, file: usize) -> Self {
-        Self {
-            value: spanned.get_ref().clone(),
-            file,
-            span: spanned.span(),
-        }
-    }
-}
-
-fn locs<T: Clone>(items: &[Spanned<T>], file: usize) -> Vec<Loc<T>> {
-    items.iter().map(|s| Loc::of(s, file)).collect()
-}
-
-/// A declared step with its profile overlays applied, before matrix expansion.
-struct Declared {
-    id: Loc<String>,
-    kind: Loc<String>,
-    description: Option<String>,
-    needs: Vec<Loc<String>>,
-    inputs: Vec<Loc<String>>,
-    outputs: Vec<Loc<String>>,
-    env: IndexMap<String, Loc<String>>,
-    pass_env: Vec<Loc<String>>,
-    resources: Vec<Loc<String>>,
-    matrix: Vec<(String, Vec<Json>)>,
-    run: Option<Loc<String>>,
-    url: Option<Loc<String>>,
-    model: Option<Loc<String>>,
-    ready: Option<Loc<RawReady>>,
-    timeout: Option<Loc<String>>,
-    stop_grace: Option<Loc<String>>,
-    with: Option<Loc<toml::Table>>,
-    span: Range<usize>,
 }
 
 /// Loads, overlays, expands and validates a pipeline.
@@ -214,176 +172,34 @@ fn platform() -> Json {
     })
 }
 
-fn declare_steps(
-    raw: &RawManifest,
-    chain: &[LoadedProfile],
-    files: &[SourceFile],
-    errors: &mut ManifestErrors,
-) -> Vec<Declared> {
-    let mut declared: Vec<Declared> = raw
-        .steps
-        .iter()
-        .map(|(id, step)| declare(id, step))
-        .collect();
-    for profile in chain {
-        for (id, overlay) in &profile.raw.steps {
-            let Some(step) = declared.iter_mut().find(|d| d.id.value == *id.get_ref()) else {
-                let names: Vec<&str> = declared.iter().map(|d| d.id.value.as_str()).collect();
-                errors.push(
-                    ManifestDiagnostic::at(
-                        &files[profile.file],
-                        id.span(),
-                        format!("unknown step `{}`", id.get_ref()),
-                    )
-                    .label("not a step of this pipeline")
-                    .help(
-                        did_you_mean(id.get_ref(), names.iter().copied())
-                            .unwrap_or_else(|| format!("steps: {}", list(&names))),
-                    ),
-                );
-                continue;
-            };
-            overlay_step(step, overlay.get_ref(), profile.file);
-        }
-    }
-    for step in &declared {
-        check_id(&step.id, files, errors);
-    }
-    declared
-}
-
-fn declare(id: &Spanned<String>, step: &Spanned<RawStep>) -> Declared {
-    let s = step.get_ref();
-    Declared {
-        id: Loc::of(id, 0),
-        kind: Loc::of(&s.kind, 0),
-        description: s.description.clone(),
-        needs: locs(&s.needs, 0),
-        inputs: locs(&s.inputs, 0),
-        outputs: locs(&s.outputs, 0),
-        env: s
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), Loc::of(v, 0)))
-            .collect(),
-        pass_env: locs(&s.pass_env, 0),
-        resources: locs(&s.resources, 0),
-        matrix: s
-            .matrix
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.get_ref().clone(),
-                    v.get_ref().iter().map(toml_to_json).collect(),
-                )
-            })
-            .collect(),
-        run: s.run.as_ref().map(|r| Loc::of(r, 0)),
-        url: s.url.as_ref().map(|r| Loc::of(r, 0)),
-        model: s.model.as_ref().map(|r| Loc::of(r, 0)),
-        ready: s.ready.as_ref().map(|r| Loc::of(r, 0)),
-        timeout: s.timeout.as_ref().map(|r| Loc::of(r, 0)),
-        stop_grace: s.stop_grace.as_ref().map(|r| Loc::of(r, 0)),
-        with: s.with.as_ref().map(|r| Loc::of(r, 0)),
-        span: id.span(),
-    }
-}
-
-fn overlay_step(step: &mut Declared, overlay: &super::schema::RawStepOverlay, file: usize) {
-    let one = |v: &Option<Spanned<String>>| v.as_ref().map(|s| Loc::of(s, file));
-    if let Some(v) = &overlay.inputs {
-        step.inputs = locs(v, file);
-    }
-    if let Some(v) = &overlay.outputs {
-        step.outputs = locs(v, file);
-    }
-    if let Some(v) = &overlay.pass_env {
-        step.pass_env = locs(v, file);
-    }
-    if let Some(v) = &overlay.resources {
-        step.resources = locs(v, file);
-    }
-    for (k, v) in &overlay.env {
-        step.env.insert(k.clone(), Loc::of(v, file));
-    }
-    step.run = one(&overlay.run).or(step.run.take());
-    step.url = one(&overlay.url).or(step.url.take());
-    step.model = one(&overlay.model).or(step.model.take());
-    step.timeout = one(&overlay.timeout).or(step.timeout.take());
-    step.stop_grace = one(&overlay.stop_grace).or(step.stop_grace.take());
-    if let Some(ready) = &overlay.ready {
-        step.ready = Some(Loc::of(ready, file));
-    }
-    if let Some(with) = &overlay.with {
-        let mut merged = step
-            .with
-            .as_ref()
-            .map(|w| w.value.clone())
-            .unwrap_or_default();
-        deep_merge(&mut merged, with.get_ref());
-        step.with = Some(Loc {
-            value: merged,
-            file,
-            span: with.span(),
-        });
-    }
-}
-
-/// Merges `over` into `base`: tables merge key by key, anything else is replaced.
-fn deep_merge(base: &mut toml::Table, over: &toml::Table) {
-    for (key, value) in over {
-        match (base.get_mut(key), value) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => deep_merge(b, o),
-            _ => {
-                base.insert(key.clone(), value.clone());
-            }
-        }
-    }
-}
-
-fn check_id(id: &Loc<String>, files: &[SourceFile], errors: &mut ManifestErrors) {
-    let ok = !id.value.is_empty()
-        && id
-            .value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && id.value.starts_with(|c: char| c.is_ascii_alphabetic());
-    if !ok {
-        errors.push(
-            ManifestDiagnostic::at(
-                &files[id.file],
-                id.span.clone(),
-                format!("invalid step id `{}`", id.value),
-            )
-            .help("a step id starts with a letter and uses letters, digits, `_` and `-`"),
-        );
-    }
-}
-
-struct Resolver<'a> {
-    files: &'a [SourceFile],
-    renderer: Renderer,
-    errors: ManifestErrors,
-    base: Json,
+pub(super) struct Resolver<'a> {
+    pub(super) files: &'a [SourceFile],
+    pub(super) renderer: Renderer,
+    pub(super) errors: ManifestErrors,
+    pub(super) base: Json,
 }
 
 /// A matrix instance after the first rendering pass (ids, needs, outputs, url).
-struct Instance<'d> {
-    declared: &'d Declared,
-    id: String,
-    matrix: BTreeMap<String, Json>,
-    context: Json,
-    needs: Vec<(String, &'d Loc<String>)>,
-    outputs: Vec<String>,
-    url: Option<String>,
+pub(super) struct Instance<'d> {
+    pub(super) declared: &'d Declared,
+    pub(super) id: String,
+    pub(super) matrix: BTreeMap<String, Json>,
+    pub(super) context: Json,
+    pub(super) needs: Vec<(String, &'d Loc<String>)>,
+    pub(super) outputs: Vec<String>,
+    pub(super) url: Option<String>,
 }
 
 impl<'a> Resolver<'a> {
-    fn diag(&self, loc: &Loc<impl Sized>, message: impl Into<String>) -> ManifestDiagnostic {
+    pub(super) fn diag(
+        &self,
+        loc: &Loc<impl Sized>,
+        message: impl Into<String>,
+    ) -> ManifestDiagnostic {
         ManifestDiagnostic::at(&self.files[loc.file], loc.span.clone(), message)
     }
 
-    fn render(&mut self, loc: &Loc<String>, context: &Json) -> Option<String> {
+    pub(super) fn render(&mut self, loc: &Loc<String>, context: &Json) -> Option<String> {
         match self.renderer.render(&loc.value, context) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -397,14 +213,14 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn render_all(&mut self, items: &[Loc<String>], context: &Json) -> Vec<String> {
+    pub(super) fn render_all(&mut self, items: &[Loc<String>], context: &Json) -> Vec<String> {
         items
             .iter()
             .filter_map(|l| self.render(l, context))
             .collect()
     }
 
-    fn resolve_steps(&mut self, declared: &[Declared]) -> IndexMap<String, Step> {
+    pub(super) fn resolve_steps(&mut self, declared: &[Declared]) -> IndexMap<String, Step> {
         let mut instances = Vec::new();
         for d in declared {
             for matrix in expand(&d.matrix) {
@@ -449,7 +265,11 @@ impl<'a> Resolver<'a> {
         steps
     }
 
-    fn first_pass<'d>(&mut self, d: &'d Declared, matrix: BTreeMap<String, Json>) -> Instance<'d> {
+    pub(super) fn first_pass<'d>(
+        &mut self,
+        d: &'d Declared,
+        matrix: BTreeMap<String, Json>,
+    ) -> Instance<'d> {
         let mut context = self.base.clone();
         context["matrix"] = json!(matrix);
         let id = if matrix.is_empty() {
@@ -480,7 +300,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn check_duplicates(&mut self, instances: &[Instance]) {
+    pub(super) fn check_duplicates(&mut self, instances: &[Instance]) {
         let mut seen: BTreeMap<&str, &Instance> = BTreeMap::new();
         for inst in instances {
             if let Some(first) = seen.insert(&inst.id, inst) {
@@ -499,7 +319,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn second_pass(
+    pub(super) fn second_pass(
         &mut self,
         inst: &Instance,
         needs: &[String],
@@ -560,7 +380,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// Parameters read by any template of the step, with their values.
-    fn params_used(&self, d: &Declared) -> BTreeMap<String, Json> {
+    pub(super) fn params_used(&self, d: &Declared) -> BTreeMap<String, Json> {
         let mut sources: Vec<String> = Vec::new();
         let all = [&d.needs, &d.inputs, &d.outputs]
             .into_iter()
@@ -599,87 +419,18 @@ impl<'a> Resolver<'a> {
         out
     }
 
-    fn ready(&mut self, loc: &Loc<RawReady>, context: &Json) -> Option<Ready> {
-        let r = &loc.value;
-        let given: Vec<(&str, &String)> = [("http", &r.http), ("tcp", &r.tcp), ("log", &r.log)]
-            .into_iter()
-            .filter_map(|(k, v)| Some((k, v.as_ref()?)))
-            .collect();
-        let [(kind, value)] = given.as_slice() else {
-            let d = self
-                .diag(
-                    loc,
-                    "a readiness probe takes exactly one of `http`, `tcp`, `log`",
-                )
-                .help("for example `ready = { http = \"{{ url }}/health\", timeout = \"5m\" }`");
-            self.errors.push(d);
-            return None;
-        };
-        let value = self.render(
-            &Loc {
-                value: (*value).clone(),
-                file: loc.file,
-                span: loc.span.clone(),
-            },
-            context,
-        )?;
-        let timeout = match &r.timeout {
-            Some(t) => self.duration(&Loc {
-                value: t.clone(),
-                file: loc.file,
-                span: loc.span.clone(),
-            })?,
-            None => Duration::from_secs(300),
-        };
-        let probe = match *kind {
-            "http" => Probe::Http(value),
-            "tcp" => Probe::Tcp(value),
-            _ => Probe::Log(value),
-        };
-        let contains = match &r.contains {
-            Some(text) if matches!(probe, Probe::Http(_)) => Some(self.render(
-                &Loc {
-                    value: text.clone(),
-                    file: loc.file,
-                    span: loc.span.clone(),
-                },
-                context,
-            )?),
-            Some(_) => {
-                let d = self.diag(loc, "`contains` goes with an `http` probe")
-                    .help("for example `ready = { http = \"{{ url }}/v1/models\", contains = \"smollm2\" }`");
-                self.errors.push(d);
-                return None;
-            }
-            None => None,
-        };
-        Some(Ready {
-            probe,
-            contains,
-            timeout,
-        })
-    }
-
-    fn duration(&mut self, loc: &Loc<String>) -> Option<Duration> {
-        match humantime::parse_duration(&loc.value) {
-            Ok(d) => Some(d),
-            Err(err) => {
-                let d = self
-                    .diag(loc, format!("invalid duration `{}`: {err}", loc.value))
-                    .help("write a duration like `90s`, `10m` or `1h 30m`");
-                self.errors.push(d);
-                None
-            }
-        }
-    }
-
     /// Renders every string in a `with` table; a lone `{{ expr }}` keeps its type.
-    fn render_table(&mut self, loc: &Loc<toml::Table>, context: &Json) -> Json {
+    pub(super) fn render_table(&mut self, loc: &Loc<toml::Table>, context: &Json) -> Json {
         let json = toml_to_json(&toml::Value::Table(loc.value.clone()));
         self.render_json(json, loc, context)
     }
 
-    fn render_json(&mut self, value: Json, loc: &Loc<toml::Table>, context: &Json) -> Json {
+    pub(super) fn render_json(
+        &mut self,
+        value: Json,
+        loc: &Loc<toml::Table>,
+        context: &Json,
+    ) -> Json {
         match value {
             Json::String(s) => match self.renderer.render_value(&s, context) {
                 Ok(v) => v,
@@ -706,286 +457,4 @@ impl<'a> Resolver<'a> {
             other => other,
         }
     }
-
-    fn check_kind(&mut self, d: &Declared, step: &Step) {
-        let kind = &d.kind;
-        let forbid = |this: &mut Self, present: bool, field: &str, why: &str| {
-            if present {
-                let diag = this
-                    .diag(
-                        &d.id,
-                        format!(
-                            "step `{}` of kind `{}` does not take `{field}`",
-                            step.id, kind.value
-                        ),
-                    )
-                    .help(why.to_string());
-                this.errors.push(diag);
-            }
-        };
-        match kind.value.as_str() {
-            "command" => {
-                if d.run.is_none() {
-                    let diag = self
-                        .diag(
-                            &d.id,
-                            format!("step `{}` of kind `command` has no `run`", step.id),
-                        )
-                        .help("add `run = \"...\"`: the command line, run with `sh -c`");
-                    self.errors.push(diag);
-                }
-                forbid(
-                    self,
-                    d.ready.is_some() || d.url.is_some() || d.model.is_some(),
-                    "ready`/`url`/`model",
-                    "only services have readiness probes, URLs and models",
-                );
-                forbid(
-                    self,
-                    d.with.is_some(),
-                    "with",
-                    "`with` holds settings of built-in kinds; a command takes `run`",
-                );
-            }
-            "service" => {
-                if d.run.is_none() || d.ready.is_none() {
-                    let diag = self.diag(&d.id, format!("service `{}` needs both `run` and `ready`", step.id))
-                        .help("for example `run = \"vllm serve ...\"` and `ready = { http = \"{{ url }}/health\" }`");
-                    self.errors.push(diag);
-                }
-                forbid(
-                    self,
-                    !d.outputs.is_empty(),
-                    "outputs",
-                    "a service produces no files; its consumers do",
-                );
-                forbid(
-                    self,
-                    d.timeout.is_some(),
-                    "timeout",
-                    "a service's startup limit is `ready.timeout`",
-                );
-                forbid(
-                    self,
-                    d.with.is_some(),
-                    "with",
-                    "a service takes `run`, `url` and `ready`",
-                );
-            }
-            name => match crate::steps::builtin(name) {
-                Some(builtin) => {
-                    forbid(
-                        self,
-                        d.run.is_some(),
-                        "run",
-                        "built-in kinds take their settings in `with`",
-                    );
-                    forbid(
-                        self,
-                        d.ready.is_some() || d.url.is_some() || d.model.is_some(),
-                        "ready`/`url`/`model",
-                        "only services have readiness probes, URLs and models",
-                    );
-                    if let Err(message) = builtin.check(&step.with) {
-                        let loc = d
-                            .with
-                            .as_ref()
-                            .map_or(kind.span.clone(), |w| w.span.clone());
-                        let file = d.with.as_ref().map_or(kind.file, |w| w.file);
-                        let span = field_span(&self.files[file].text, &loc, &message);
-                        let diag = ManifestDiagnostic::at(
-                            &self.files[file],
-                            span,
-                            format!("invalid settings for step `{}`: {message}", step.id),
-                        )
-                        .help(format!("see docs/manifest.md, kind `{name}`"));
-                        self.errors.push(diag);
-                    }
-                }
-                None => {
-                    let mut names = vec!["command", "service"];
-                    names.extend(crate::steps::builtin_names());
-                    let diag = self
-                        .diag(kind, format!("unknown step kind `{name}`"))
-                        .label("not a step kind")
-                        .help(
-                            did_you_mean(name, names.iter().copied())
-                                .unwrap_or_else(|| format!("kinds: {}", list(&names))),
-                        );
-                    self.errors.push(diag);
-                }
-            },
-        }
-    }
-
-    /// Outputs are written by one step only; an input that is another step's output is a `needs`.
-    fn check_paths(&mut self, steps: &IndexMap<String, Step>, instances: &[Instance]) {
-        let mut writers: BTreeMap<&str, &str> = BTreeMap::new();
-        for inst in instances {
-            for out in &inst.outputs {
-                if let Some(other) = writers.insert(out, &inst.id)
-                    && other != inst.id
-                {
-                    let d = self.diag(&inst.declared.id, format!("steps `{other}` and `{}` both write `{out}`", inst.id))
-                            .help("give each step its own outputs (use `{{ step.id }}` or a matrix value in the path)");
-                    self.errors.push(d);
-                }
-            }
-        }
-        for inst in instances {
-            let Some(step) = steps.get(&inst.id) else {
-                continue;
-            };
-            for input in &step.inputs {
-                let producer = writers
-                    .iter()
-                    .find(|(out, _)| Path::new(input).starts_with(out));
-                if let Some((out, producer)) = producer {
-                    let d = self.diag(&inst.declared.id, format!("step `{}` declares input `{input}`, which step `{producer}` writes (`{out}`)", inst.id))
-                        .help(format!("depend on it with `needs = [\"{producer}\"]` and refer to `{{{{ steps.{producer}.outputs[0] }}}}`; inputs are source files"));
-                    self.errors.push(d);
-                }
-            }
-        }
-    }
-}
-
-fn collect_strings(value: &toml::Value, out: &mut Vec<String>) {
-    match value {
-        toml::Value::String(s) => out.push(s.clone()),
-        toml::Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
-        toml::Value::Table(t) => t.values().for_each(|v| collect_strings(v, out)),
-        _ => {}
-    }
-}
-
-/// Every combination of the matrix lists (one empty combination without a matrix).
-fn expand(matrix: &[(String, Vec<Json>)]) -> Vec<BTreeMap<String, Json>> {
-    let mut combos = vec![BTreeMap::new()];
-    for (key, values) in matrix {
-        combos = combos
-            .into_iter()
-            .flat_map(|c| {
-                values.iter().map(move |v| {
-                    let mut c = c.clone();
-                    c.insert(key.clone(), v.clone());
-                    c
-                })
-            })
-            .collect();
-    }
-    combos
-}
-
-fn matrix_order<'m>(d: &Declared, matrix: &'m BTreeMap<String, Json>) -> Vec<&'m Json> {
-    d.matrix.iter().filter_map(|(k, _)| matrix.get(k)).collect()
-}
-
-fn id_fragment(value: &Json) -> String {
-    let text = match value {
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// Resolves one `needs` entry: an instance id, or a declared id whose instances agree with this
-/// step's matrix values on the keys they share.
-fn match_need(
-    need: &str,
-    matrix: &BTreeMap<String, Json>,
-    ids: &[(String, String, BTreeMap<String, Json>)],
-) -> Result<Vec<String>, String> {
-    if ids.iter().any(|(id, _, _)| id == need) {
-        return Ok(vec![need.to_string()]);
-    }
-    let of_base: Vec<_> = ids.iter().filter(|(_, base, _)| base == need).collect();
-    if of_base.is_empty() {
-        let names: BTreeSet<&str> = ids
-            .iter()
-            .flat_map(|(id, base, _)| [id.as_str(), base.as_str()])
-            .collect();
-        return Err(did_you_mean(need, names.iter().copied())
-            .unwrap_or_else(|| format!("steps: {}", list(&names))));
-    }
-    let agree = |m: &BTreeMap<String, Json>| {
-        m.iter()
-            .all(|(k, v)| matrix.get(k).is_none_or(|mine| mine == v))
-    };
-    let found: Vec<String> = of_base
-        .iter()
-        .filter(|(_, _, m)| agree(m))
-        .map(|(id, _, _)| id.clone())
-        .collect();
-    if found.is_empty() {
-        return Err(format!(
-            "no instance of `{need}` has this step's matrix values"
-        ));
-    }
-    Ok(found)
-}
-
-/// Indexes of every step reachable through `needs` (cycles are reported by the graph check).
-fn closure(start: usize, instances: &[Instance], needs: &[Vec<String>]) -> Vec<usize> {
-    let mut seen = BTreeSet::new();
-    let mut stack = vec![start];
-    while let Some(i) = stack.pop() {
-        for need in &needs[i] {
-            if let Some(j) = instances.iter().position(|x| &x.id == need)
-                && seen.insert(j)
-            {
-                stack.push(j);
-            }
-        }
-    }
-    seen.remove(&start);
-    seen.into_iter().collect()
-}
-
-/// `steps.<id>.outputs` / `.url` for every step this one reaches, also under the declared id when
-/// exactly one instance of it is reachable.
-fn steps_context(closure: &[usize], all: &[Instance]) -> Json {
-    let mut map = serde_json::Map::new();
-    let mut per_base: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for &i in closure {
-        let inst = &all[i];
-        let entry = json!({"id": inst.id, "outputs": inst.outputs, "url": inst.url});
-        map.insert(inst.id.clone(), entry);
-        per_base.entry(&inst.declared.id.value).or_default().push(i);
-    }
-    for (base, members) in per_base {
-        if let [only] = members.as_slice() {
-            let inst = &all[*only];
-            map.entry(base.to_string()).or_insert_with(
-                || json!({"id": inst.id, "outputs": inst.outputs, "url": inst.url}),
-            );
-        }
-    }
-    Json::Object(map)
-}
-
-/// The span of `needle` inside `within`, or `within` itself.
-fn find_in(text: &str, within: &Range<usize>, needle: &str) -> Range<usize> {
-    let end = within.end.min(text.len());
-    let start = within.start.min(end);
-    text.get(start..end)
-        .and_then(|hay| hay.find(needle))
-        .map_or(within.clone(), |at| start + at..start + at + needle.len())
-}
-
-/// Points a serde message like "unknown field `x`" at `x` inside the `with` table.
-fn field_span(text: &str, within: &Range<usize>, message: &str) -> Range<usize> {
-    let field = message.split('`').nth(1).unwrap_or("");
-    if field.is_empty() {
-        return within.clone();
-    }
-    find_in(text, within, field)
 }

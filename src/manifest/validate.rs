@@ -1,0 +1,235 @@
+//! Checks on a resolved step: readiness probes, durations, what each kind takes, and paths
+//! (one writer per output; an input that another step writes is a `needs`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+
+use super::declare::{Declared, Loc};
+use super::diagnostics::{ManifestDiagnostic, did_you_mean, list};
+use super::expand::field_span;
+use super::model::{Probe, Ready, Step};
+use super::resolve::{Instance, Resolver};
+use super::schema::RawReady;
+
+impl Resolver<'_> {
+    pub(super) fn ready(&mut self, loc: &Loc<RawReady>, context: &Json) -> Option<Ready> {
+        let r = &loc.value;
+        let given: Vec<(&str, &String)> = [("http", &r.http), ("tcp", &r.tcp), ("log", &r.log)]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.as_ref()?)))
+            .collect();
+        let [(kind, value)] = given.as_slice() else {
+            let d = self
+                .diag(
+                    loc,
+                    "a readiness probe takes exactly one of `http`, `tcp`, `log`",
+                )
+                .help("for example `ready = { http = \"{{ url }}/health\", timeout = \"5m\" }`");
+            self.errors.push(d);
+            return None;
+        };
+        let value = self.render(
+            &Loc {
+                value: (*value).clone(),
+                file: loc.file,
+                span: loc.span.clone(),
+            },
+            context,
+        )?;
+        let timeout = match &r.timeout {
+            Some(t) => self.duration(&Loc {
+                value: t.clone(),
+                file: loc.file,
+                span: loc.span.clone(),
+            })?,
+            None => Duration::from_secs(300),
+        };
+        let probe = match *kind {
+            "http" => Probe::Http(value),
+            "tcp" => Probe::Tcp(value),
+            _ => Probe::Log(value),
+        };
+        let contains = match &r.contains {
+            Some(text) if matches!(probe, Probe::Http(_)) => Some(self.render(
+                &Loc {
+                    value: text.clone(),
+                    file: loc.file,
+                    span: loc.span.clone(),
+                },
+                context,
+            )?),
+            Some(_) => {
+                let d = self.diag(loc, "`contains` goes with an `http` probe")
+                    .help("for example `ready = { http = \"{{ url }}/v1/models\", contains = \"smollm2\" }`");
+                self.errors.push(d);
+                return None;
+            }
+            None => None,
+        };
+        Some(Ready {
+            probe,
+            contains,
+            timeout,
+        })
+    }
+
+    pub(super) fn duration(&mut self, loc: &Loc<String>) -> Option<Duration> {
+        match humantime::parse_duration(&loc.value) {
+            Ok(d) => Some(d),
+            Err(err) => {
+                let d = self
+                    .diag(loc, format!("invalid duration `{}`: {err}", loc.value))
+                    .help("write a duration like `90s`, `10m` or `1h 30m`");
+                self.errors.push(d);
+                None
+            }
+        }
+    }
+
+    /// Checks what the step's kind takes: `run`, `ready`, `url`, `model`, `with`.
+    pub(super) fn check_kind(&mut self, d: &Declared, step: &Step) {
+        let kind = &d.kind;
+        let forbid = |this: &mut Self, present: bool, field: &str, why: &str| {
+            if present {
+                let diag = this
+                    .diag(
+                        &d.id,
+                        format!(
+                            "step `{}` of kind `{}` does not take `{field}`",
+                            step.id, kind.value
+                        ),
+                    )
+                    .help(why.to_string());
+                this.errors.push(diag);
+            }
+        };
+        match kind.value.as_str() {
+            "command" => {
+                if d.run.is_none() {
+                    let diag = self
+                        .diag(
+                            &d.id,
+                            format!("step `{}` of kind `command` has no `run`", step.id),
+                        )
+                        .help("add `run = \"...\"`: the command line, run with `sh -c`");
+                    self.errors.push(diag);
+                }
+                forbid(
+                    self,
+                    d.ready.is_some() || d.url.is_some() || d.model.is_some(),
+                    "ready`/`url`/`model",
+                    "only services have readiness probes, URLs and models",
+                );
+                forbid(
+                    self,
+                    d.with.is_some(),
+                    "with",
+                    "`with` holds settings of built-in kinds; a command takes `run`",
+                );
+            }
+            "service" => {
+                if d.run.is_none() || d.ready.is_none() {
+                    let diag = self.diag(&d.id, format!("service `{}` needs both `run` and `ready`", step.id))
+                        .help("for example `run = \"vllm serve ...\"` and `ready = { http = \"{{ url }}/health\" }`");
+                    self.errors.push(diag);
+                }
+                forbid(
+                    self,
+                    !d.outputs.is_empty(),
+                    "outputs",
+                    "a service produces no files; its consumers do",
+                );
+                forbid(
+                    self,
+                    d.timeout.is_some(),
+                    "timeout",
+                    "a service's startup limit is `ready.timeout`",
+                );
+                forbid(
+                    self,
+                    d.with.is_some(),
+                    "with",
+                    "a service takes `run`, `url` and `ready`",
+                );
+            }
+            name => match crate::steps::builtin(name) {
+                Some(builtin) => {
+                    forbid(
+                        self,
+                        d.run.is_some(),
+                        "run",
+                        "built-in kinds take their settings in `with`",
+                    );
+                    forbid(
+                        self,
+                        d.ready.is_some() || d.url.is_some() || d.model.is_some(),
+                        "ready`/`url`/`model",
+                        "only services have readiness probes, URLs and models",
+                    );
+                    if let Err(message) = builtin.check(&step.with) {
+                        let loc = d
+                            .with
+                            .as_ref()
+                            .map_or(kind.span.clone(), |w| w.span.clone());
+                        let file = d.with.as_ref().map_or(kind.file, |w| w.file);
+                        let span = field_span(&self.files[file].text, &loc, &message);
+                        let diag = ManifestDiagnostic::at(
+                            &self.files[file],
+                            span,
+                            format!("invalid settings for step `{}`: {message}", step.id),
+                        )
+                        .help(format!("see docs/manifest.md, kind `{name}`"));
+                        self.errors.push(diag);
+                    }
+                }
+                None => {
+                    let mut names = vec!["command", "service"];
+                    names.extend(crate::steps::builtin_names());
+                    let diag = self
+                        .diag(kind, format!("unknown step kind `{name}`"))
+                        .label("not a step kind")
+                        .help(
+                            did_you_mean(name, names.iter().copied())
+                                .unwrap_or_else(|| format!("kinds: {}", list(&names))),
+                        );
+                    self.errors.push(diag);
+                }
+            },
+        }
+    }
+
+    /// Outputs are written by one step only; an input that is another step's output is a `needs`.
+    pub(super) fn check_paths(&mut self, steps: &IndexMap<String, Step>, instances: &[Instance]) {
+        let mut writers: BTreeMap<&str, &str> = BTreeMap::new();
+        for inst in instances {
+            for out in &inst.outputs {
+                if let Some(other) = writers.insert(out, &inst.id)
+                    && other != inst.id
+                {
+                    let d = self.diag(&inst.declared.id, format!("steps `{other}` and `{}` both write `{out}`", inst.id))
+                            .help("give each step its own outputs (use `{{ step.id }}` or a matrix value in the path)");
+                    self.errors.push(d);
+                }
+            }
+        }
+        for inst in instances {
+            let Some(step) = steps.get(&inst.id) else {
+                continue;
+            };
+            for input in &step.inputs {
+                let producer = writers
+                    .iter()
+                    .find(|(out, _)| Path::new(input).starts_with(out));
+                if let Some((out, producer)) = producer {
+                    let d = self.diag(&inst.declared.id, format!("step `{}` declares input `{input}`, which step `{producer}` writes (`{out}`)", inst.id))
+                        .help(format!("depend on it with `needs = [\"{producer}\"]` and refer to `{{{{ steps.{producer}.outputs[0] }}}}`; inputs are source files"));
+                    self.errors.push(d);
+                }
+            }
+        }
+    }
+}
