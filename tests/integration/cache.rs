@@ -437,3 +437,24 @@ fn a_second_run_in_the_same_workspace_is_refused() {
     first.kill().unwrap();
     first.wait().unwrap();
 }
+
+#[test]
+fn clean_removes_machine_local_state_but_never_results() {
+    let ws = chain();
+    run_json(&ws, &["pipeline.toml"]);
+    assert!(ws.exists(".forge/logs/default/source.log"));
+    let dry = ws.forge(&["clean", "pipeline.toml", "--dry-run"]);
+    assert!(
+        dry.stdout().contains("would remove") && ws.exists(".forge/logs"),
+        "{}",
+        dry.stdout()
+    );
+    ws.forge(&["clean", "pipeline.toml"]).success();
+    assert!(!ws.exists(".forge/logs") && !ws.exists(".forge/stat-cache.json"));
+    assert!(ws.exists("out/parity.txt") && ws.exists("results/default/forge.lock"));
+    let p = plan(&ws, &["pipeline.toml"]);
+    assert!(
+        p.values().all(|(action, _)| action == "fresh"),
+        "records survive a clean: {p:?}"
+    );
+}
