@@ -42,8 +42,8 @@ def main() -> int:
             print(f"{c:>3} {field:<20} {n[field]:>10} {v[field]:>10}  {'equal' if same else 'DIFFERENT'}")
         for field, strict in (("median_tpot_ms", True), ("median_ttft_ms", args.strict_ttft)):
             a, b = float(n[field]), float(v[field])
-            rel = abs(a - b) / max(abs(b), 1e-9)
-            within = rel <= args.tolerance
+            rel = (a - b) / max(abs(b), 1e-9)
+            within = abs(rel) <= args.tolerance
             if strict:
                 ok &= within
             verdict = f"{rel:+.1%} " + ("within" if within else ("OUTSIDE" if strict else "outside (not enforced)"))
