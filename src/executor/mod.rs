@@ -139,6 +139,7 @@ pub async fn execute(
         .collect();
     let services = Services::new(
         service_steps,
+        &pipeline.profile,
         &pipeline.workspace,
         resources.clone(),
         stat.clone(),

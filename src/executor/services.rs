@@ -35,6 +35,7 @@ pub struct Slot {
     step: Step,
     log: std::path::PathBuf,
     workspace: std::path::PathBuf,
+    env: BTreeMap<String, String>,
     phase: Mutex<Phase>,
     users_left: AtomicUsize,
     started: std::sync::atomic::AtomicBool,
@@ -56,6 +57,7 @@ impl Services {
     /// Prepares (but does not start) every service; `users` counts the planned steps that use each.
     pub fn new(
         steps: Vec<(Step, std::path::PathBuf, usize, String)>,
+        profile: &str,
         workspace: &std::path::Path,
         resources: Arc<BTreeMap<String, Arc<Mutex<()>>>>,
         stat: Arc<crate::cache::StatCache>,
@@ -69,6 +71,7 @@ impl Services {
                 step.id.clone(),
                 Arc::new(Slot {
                     log,
+                    env: process::step_env(&step, profile, workspace),
                     workspace: workspace.to_path_buf(),
                     phase: Mutex::new(Phase::Down),
                     users_left: AtomicUsize::new(users),
@@ -156,14 +159,7 @@ impl Services {
         }
         let _ = std::fs::remove_file(&slot.log);
         let line = step.run.clone().unwrap_or_default();
-        let mut env = step.env.clone();
-        for name in &step.pass_env {
-            if let Ok(value) = std::env::var(name) {
-                env.insert(name.clone(), value);
-            }
-        }
-        env.insert("FORGE_STEP".into(), step.id.clone());
-        let mut group = process::spawn(&line, &slot.workspace, &env, &slot.log)
+        let mut group = process::spawn(&line, &slot.workspace, &slot.env, &slot.log)
             .map_err(|e| format!("cannot start service `{}`: {e}", step.id))?;
         let ready = step
             .ready

@@ -1,7 +1,5 @@
 //! The `command` kind: a one-shot process in its own process group, output to the step's log.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value as Json;
 
 use super::process;
@@ -31,7 +29,7 @@ impl StepKind for Command {
 
 async fn run(step: &Step, io: StepIo) -> Result<Outcome, StepError> {
     let line = render_with_staging(step, &io)?;
-    let env = process_env(step, &io);
+    let env = process::step_env(step, &io.provenance.profile, &io.workspace);
     let mut group = process::spawn(&line, &io.workspace, &env, &io.log)
         .map_err(|e| StepError::new(format!("cannot start `sh -c {line}`: {e}")))?;
     let timeout = step.timeout.unwrap_or(std::time::Duration::MAX);
@@ -67,18 +65,4 @@ fn render_with_staging(step: &Step, io: &StepIo) -> Result<String, StepError> {
     crate::manifest::templating::Renderer::default()
         .render(source, &context)
         .map_err(|e| StepError::new(format!("cannot render `run`: {}", e.message)))
-}
-
-/// Declared env, passed-through env, and `FORGE_*` facts.
-pub fn process_env(step: &Step, io: &StepIo) -> BTreeMap<String, String> {
-    let mut env = step.env.clone();
-    for name in &step.pass_env {
-        if let Ok(value) = std::env::var(name) {
-            env.insert(name.clone(), value);
-        }
-    }
-    env.insert("FORGE_STEP".into(), step.id.clone());
-    env.insert("FORGE_PROFILE".into(), io.provenance.profile.clone());
-    env.insert("FORGE_WORKSPACE".into(), io.workspace.display().to_string());
-    env
 }

@@ -45,6 +45,25 @@ pub const BASE_ENV: &[&str] = &[
     "HF_HOME",
 ];
 
+/// What a step's process sees besides the base set: its declared env, the `pass_env` values from
+/// Forge's environment, and `FORGE_STEP`, `FORGE_PROFILE`, `FORGE_WORKSPACE`.
+pub fn step_env(
+    step: &crate::manifest::Step,
+    profile: &str,
+    workspace: &Path,
+) -> BTreeMap<String, String> {
+    let mut env = step.env.clone();
+    for name in &step.pass_env {
+        if let Ok(value) = std::env::var(name) {
+            env.insert(name.clone(), value);
+        }
+    }
+    env.insert("FORGE_STEP".into(), step.id.clone());
+    env.insert("FORGE_PROFILE".into(), profile.to_string());
+    env.insert("FORGE_WORKSPACE".into(), workspace.display().to_string());
+    env
+}
+
 /// A running child and its process group.
 #[derive(Debug)]
 pub struct Group {
