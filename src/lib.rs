@@ -7,6 +7,7 @@ pub mod executor;
 pub mod fsutil;
 pub mod gate;
 pub mod graph;
+pub mod host;
 pub mod manifest;
 pub mod plan;
 pub mod steps;

@@ -165,11 +165,7 @@ fn workspace_of(
 }
 
 fn platform() -> Json {
-    json!({
-        "os": std::env::consts::OS,
-        "arch": std::env::consts::ARCH,
-        "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
-    })
+    crate::host::Host::detect().template_facts()
 }
 
 pub(super) struct Resolver<'a> {
