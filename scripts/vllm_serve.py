@@ -21,19 +21,24 @@ children. Every setting is optional except FORGE_MODEL and FORGE_PORT; unset mea
   FORGE_ENFORCE_EAGER             true -> --enforce-eager (CPU: 30 s startup instead of 70-100 s)
   FORGE_EXTRA_ARGS                more flags, split like a shell would
   FORGE_DRY_RUN                   1 -> print the command as JSON and exit 0
+  FORGE_EMULATE_CPU               tests and CI only: `avx2` makes vLLM's CPU build load its AVX2
+                                  kernel library as on a CPU without AVX-512 (scripts/cpu_emulation/)
 
 vLLM's own variables pass through unchanged (VLLM_CPU_KVCACHE_SPACE, HF_HOME, HF_HUB_OFFLINE, ...).
-Exit code 2: bad settings or the port is already taken (checked before starting, so a clash is
-an immediate, clear error instead of a server that dies after loading the model).
+Exit code 2: bad settings, the port is already taken, or an INT4 (W4A16) checkpoint that vLLM's
+CPU build cannot run on this CPU (checked before starting, so each is an immediate, clear error
+instead of a server that dies after loading the model or answers HTTP 500 to every request).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shlex
 import socket
 import sys
+from pathlib import Path
 
 VALUED = [
     ("FORGE_SERVED_NAME", "--served-model-name"),
@@ -95,19 +100,112 @@ def check_port_free(host: str, port: int) -> None:
                                f"listens there (e.g. `ss -ltnp 'sport = :{port}'`) or choose another port") from None
 
 
+# vLLM's CPU build: the kernel library vllm/platforms/cpu.py imports on x86-64 (PyTorch's
+# `_is_avx512_supported` tests these four; `_is_avx512_bf16_supported` adds avx512_bf16).
+AVX512_SET = {"avx512f", "avx512bw", "avx512dq", "avx512vl"}
+INT4_OP = b"cpu_gemm_wna16"
+
+
+def cpu_flags(cpuinfo: str, emulate: str) -> set[str]:
+    """The CPU's extensions from /proc/cpuinfo, without AVX-512 and AMX when emulating AVX2."""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags = set(value.split())
+            break
+    if emulate == "avx2":
+        flags = {f for f in flags if not f.startswith(("avx512", "amx"))}
+    return flags
+
+
+def cpu_kernel_library(machine: str, flags: set[str]) -> tuple[str, str]:
+    """The extension vLLM's CPU build loads here, and why (mirrors `CpuPlatform.import_kernels`)."""
+    if machine not in ("x86_64", "AMD64"):
+        return "_C.abi3.so", f"the one library of vLLM's {machine} build"
+    if AVX512_SET <= flags:
+        if "avx512_bf16" in flags:
+            return "_C.abi3.so", "the CPU has AVX-512 with BF16"
+        return "_C_AVX512.abi3.so", "the CPU has AVX-512 without BF16"
+    return "_C_AVX2.abi3.so", "the CPU has no AVX-512"
+
+
+def int4_checkpoint(model: str) -> bool:
+    """True for a local compressed-tensors checkpoint with 4-bit weights (AWQ/GPTQ W4A16)."""
+    try:
+        config = json.loads((Path(model) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    quant = config.get("quantization_config") or {}
+    if quant.get("quant_method") != "compressed-tensors":
+        return False
+    return any((g.get("weights") or {}).get("num_bits") == 4
+               for g in (quant.get("config_groups") or {}).values())
+
+
+def int4_kernel_problem(model: str, package_dir: Path | None, machine: str, flags: set[str],
+                        emulated: bool) -> str | None:
+    """Why vLLM's CPU build in `package_dir` cannot serve `model` here, or None when it can.
+
+    `package_dir` is the installed `vllm` package of a CPU build (None for a GPU build, whose
+    Marlin/Machete kernels serve W4A16)."""
+    if package_dir is None or not int4_checkpoint(model):
+        return None
+    library, why = cpu_kernel_library(machine, flags)
+    path = package_dir / library
+    if not path.is_file() or INT4_OP in path.read_bytes():
+        return None
+    return (f"{model} is an INT4 (W4A16) checkpoint, but vLLM's CPU kernels for this CPU ({library}, "
+            f"chosen because {why}{' (emulated)' if emulated else ''}) have no INT4 GEMM "
+            f"({INT4_OP.decode()}): every request would fail with HTTP 500. Serve the AWQ weights "
+            'dequantized to BF16 instead: set `awq_serving = "auto"` (or "dequantized") in the profile')
+
+
+def check_int4_kernel(model: str, emulate: str) -> None:
+    """Refuses an INT4 checkpoint on a CPU build whose kernel library has no INT4 GEMM."""
+    try:
+        package_dir = Path(str(importlib.metadata.distribution("vllm-cpu").locate_file("vllm")))
+    except importlib.metadata.PackageNotFoundError:
+        package_dir = None
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpu_flags(cpuinfo.read_text() if cpuinfo.exists() else "", emulate)
+    problem = int4_kernel_problem(model, package_dir, os.uname().machine, flags, bool(emulate))
+    if problem:
+        raise SettingError(problem)
+
+
+def emulation_env(env: dict[str, str]) -> str:
+    """Applies FORGE_EMULATE_CPU (tests and CI only) to `env`; returns the level or ''."""
+    level = env.get("FORGE_EMULATE_CPU", "").strip().lower()
+    if level == "":
+        return ""
+    if level != "avx2":
+        raise SettingError(f"FORGE_EMULATE_CPU={level!r}: only `avx2` can be emulated")
+    hook = str(Path(__file__).resolve().parent / "cpu_emulation")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (hook, env.get("PYTHONPATH", "")) if p)
+    env["ATEN_CPU_CAPABILITY"] = "avx2"
+    env["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+    return level
+
+
 def main() -> int:
     env = dict(os.environ)
     try:
         cmd = build_command(env, sys.executable)
+        emulate = emulation_env(env)
         if flag(env, "FORGE_DRY_RUN"):
             print(json.dumps(cmd))
             return 0
         check_port_free(env.get("FORGE_HOST", "127.0.0.1"), int(env["FORGE_PORT"]))
+        check_int4_kernel(env["FORGE_MODEL"].strip(), emulate)
     except SettingError as e:
         print(f"vllm_serve: error: {e}", file=sys.stderr)
         return 2
+    if emulate:
+        print(f"vllm_serve: emulating an {emulate.upper()} CPU (FORGE_EMULATE_CPU; tests and CI only)",
+              file=sys.stderr, flush=True)
     print("vllm_serve: exec " + shlex.join(cmd), file=sys.stderr, flush=True)
-    os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, env)
     return 127  # not reached
 
 

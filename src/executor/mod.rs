@@ -433,6 +433,18 @@ async fn execute_step(shared: &Shared, step: &Step, parts: crate::cache::KeyPart
                 .map(|p| p.display().to_string())
                 .collect();
             let mut message = err.message;
+            // A server that failed under the step (HTTP 5xx, a dead engine) explains the failure
+            // better than the step's own symptom: its first logged error leads the message.
+            let causes: Vec<String> = service_closure(&shared.pipeline, id)
+                .iter()
+                .filter_map(|s| {
+                    crate::steps::root_cause::service_failure(s, &shared.pipeline.log_path(s))
+                })
+                .filter(|cause| !message.contains(cause.as_str()))
+                .collect();
+            if !causes.is_empty() {
+                message = format!("{}\n{message}", causes.join("\n"));
+            }
             if !partial.is_empty() {
                 message.push_str(&format!(
                     "\npartial outputs (not recorded): {}",

@@ -173,11 +173,10 @@ impl Services {
         bar.finish_and_clear();
         if let Err(message) = ready_result {
             process::terminate(&mut group, step.stop_grace).await;
-            let tail = process::tail(&slot.log, TAIL).join("\n");
-            return Err(format!(
-                "service `{}` {message}\nlast lines of `{}`:\n{tail}",
-                step.id,
-                slot.log.display()
+            return Err(failure_report(
+                &step.id,
+                &slot.log,
+                &format!("service `{}` {message}", step.id),
             ));
         }
         let mut facts = gather_facts(step, &slot.workspace, &self.stat).await;
@@ -259,8 +258,8 @@ async fn monitor(slot: Arc<Slot>, mut group: Group, stop: CancellationToken) {
         status = group.child.wait() => {
             process::reap_leftovers(group.pgid, slot.step.stop_grace).await;
             let code = status.ok().and_then(|s| s.code()).map_or("a signal".to_string(), |c| format!("code {c}"));
-            let tail = process::tail(&slot.log, TAIL).join("\n");
-            let message = format!("service `{}` exited ({code}) while steps needed it\nlast lines of `{}`:\n{tail}", slot.step.id, slot.log.display());
+            let what = format!("service `{}` exited ({code}) while steps needed it", slot.step.id);
+            let message = failure_report(&slot.step.id, &slot.log, &what);
             if let Ok(mut death) = slot.death.lock() {
                 *death = Some(message);
             }
@@ -269,6 +268,17 @@ async fn monitor(slot: Arc<Slot>, mut group: Group, stop: CancellationToken) {
         () = stop.cancelled() => {
             process::terminate(&mut group, slot.step.stop_grace).await;
         }
+    }
+}
+
+/// A service failure for people: the root cause from its log first (the summary shows the first
+/// line), then what happened, then the log's last lines.
+fn failure_report(id: &str, log: &std::path::Path, what: &str) -> String {
+    let tail = process::tail(log, TAIL).join("\n");
+    let tail = format!("last lines of `{}`:\n{tail}", log.display());
+    match crate::steps::root_cause::service_failure(id, log) {
+        Some(cause) => format!("{cause}\n{what}\n{tail}"),
+        None => format!("{what}\n{tail}"),
     }
 }
 

@@ -63,6 +63,35 @@ pub struct ModelInfo {
     pub sha: Option<String>,
     /// The step's label (`bf16`, `awq`), `null` when the step has none.
     pub label: Option<String>,
+    /// How the weights were served when a preparing step says (`scripts/awq_weights.py` writes it
+    /// into `forge-model.json`): the AWQ checkpoint as INT4, or dequantized to BF16, and why.
+    /// Absent for a model served as it was prepared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<WeightsInfo>,
+}
+
+/// The form in which a model's weights reached the engine.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct WeightsInfo {
+    /// `int4` (the quantized checkpoint, served with the engine's INT4 kernel) or
+    /// `bf16-dequantized` (the same weights unpacked to BF16 for an engine without one).
+    pub format: String,
+    /// Why this form, in plain words.
+    pub reason: String,
+}
+
+impl WeightsInfo {
+    /// One line for captions and the report: `INT4 kernel` or `dequantized to BF16 (why)`.
+    pub fn describe(&self) -> String {
+        match self.format.as_str() {
+            "int4" => format!("served as INT4 ({})", self.reason),
+            "bf16-dequantized" => format!(
+                "served dequantized to BF16: same quantization error, not INT4 speed ({})",
+                self.reason
+            ),
+            other => format!("served as {other} ({})", self.reason),
+        }
+    }
 }
 
 /// Facts about the machine, gathered once per step (injected in tests).
@@ -208,7 +237,14 @@ pub fn model(served_name: &str, label: Option<&str>, service: Option<&ServiceInf
         id: fact(service, "model_id"),
         sha: fact(service, "model_sha"),
         label: label.map(str::to_string),
+        weights: weights(service),
     }
+}
+
+/// The `weights` record of the service's `model_source` fact (the model's `forge-model.json`).
+fn weights(service: Option<&ServiceInfo>) -> Option<WeightsInfo> {
+    let record = service?.facts.get("model_source")?.get("weights")?;
+    serde_json::from_value(record.clone()).ok()
 }
 
 /// The engine from the service's facts (`engine_version`, optional `engine`), else from the
@@ -300,6 +336,22 @@ mod tests {
         assert_eq!(info.sha, None);
         assert_eq!(info.label.as_deref(), Some("bf16"));
         assert_eq!(model("m", None, None).label, None);
+        assert_eq!(info.weights, None);
+    }
+
+    #[test]
+    fn model_names_how_its_weights_were_served() {
+        let mut service = service();
+        service.facts.insert(
+            "model_source".into(),
+            serde_json::json!({"weights": {"format": "bf16-dequantized", "reason": "no AVX-512", "layers_checked": 210}}),
+        );
+        let weights = model("smollm2", Some("awq"), Some(&service))
+            .weights
+            .expect("forge-model.json names the weights");
+        assert_eq!(weights.format, "bf16-dequantized");
+        assert!(weights.describe().contains("dequantized to BF16"));
+        assert!(weights.describe().contains("no AVX-512"));
     }
 
     #[tokio::test]

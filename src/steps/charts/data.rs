@@ -110,7 +110,15 @@ pub fn caption(inputs: &[(&str, &ResultMetadata)]) -> String {
         .map(|(_, m)| m.date.as_str())
         .max()
         .unwrap_or("");
-    format!("{base} | model sha {} | {date}", shas.join(", "))
+    // A model not served in its own format says so on every chart it appears in.
+    let served: String = inputs
+        .iter()
+        .filter_map(|(label, m)| {
+            let weights = m.model.as_ref()?.weights.as_ref()?;
+            (weights.format != "int4").then(|| format!(" | {label} served as {}", weights.format))
+        })
+        .collect();
+    format!("{base} | model sha {}{served} | {date}", shas.join(", "))
 }
 
 fn levels(bench: &[(String, BenchSummary)]) -> Vec<f64> {

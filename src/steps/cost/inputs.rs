@@ -95,6 +95,9 @@ pub struct ModelFacts {
     pub sha: String,
     /// The model label (`awq`, `bf16`).
     pub label: String,
+    /// How the weights reached the engine (INT4, or dequantized to BF16), when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights: Option<crate::steps::metadata::WeightsInfo>,
 }
 
 impl ResultMetadata {

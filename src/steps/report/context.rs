@@ -16,6 +16,9 @@ pub struct ReportContext {
     pub profile: String,
     /// Provenance caption (hardware, engine, model SHA, date) of the candidate's bench.
     pub provenance: String,
+    /// How each model's weights were served, one sentence per label that recorded it
+    /// (`awq: served dequantized to BF16: ...`).
+    pub weights: Vec<String>,
     /// The one-sentence answer's figures.
     pub headline: Headline,
     /// Self-hosted summary rows (headline, sensitivity, SLO level).
@@ -376,6 +379,17 @@ pub fn self_hosted_rows(c: &ComparisonFile) -> Vec<SelfHostedRow> {
             per_output: usd(s.usd_per_1m_output),
             per_total: usd(s.usd_per_1m_total),
             capacity: mtok(s.capacity_tokens_per_month),
+        })
+        .collect()
+}
+
+/// One sentence per bench label whose metadata says how its weights were served.
+pub fn weights(s: &Sources) -> Vec<String> {
+    s.bench
+        .iter()
+        .filter_map(|(label, _, b)| {
+            let weights = b.metadata.model.as_ref()?.weights.as_ref()?;
+            Some(format!("{label}: {}", weights.describe()))
         })
         .collect()
 }

@@ -221,6 +221,7 @@ pub fn build_context(
         title: s.title.clone(),
         profile: profile.to_string(),
         provenance: context::provenance(&sources),
+        weights: context::weights(&sources),
         headline: context::headline(&sources, s.headline_api.as_deref()),
         self_hosted: context::self_hosted_rows(&sources.comparison),
         labels: sources
