@@ -84,11 +84,15 @@ fn an_edited_manifest_closes_the_gate() {
 }
 
 fn repo_pipeline(profile: &str) -> forge::manifest::Pipeline {
+    repo_pipeline_with(profile, &[])
+}
+
+fn repo_pipeline_with(profile: &str, sets: &[&str]) -> forge::manifest::Pipeline {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let options = forge::manifest::LoadOptions {
         manifest: root.join("pipelines/forge.toml"),
         profile: Some(profile.to_string()),
-        sets: Vec::new(),
+        sets: sets.iter().map(|s| s.to_string()).collect(),
     };
     forge::manifest::load(&options)
         .unwrap_or_else(|e| panic!("{profile} does not load:\n{}", e.render(false)))
@@ -141,7 +145,16 @@ fn the_a5000_profile_is_complete_and_fits_a_24_gb_card() {
             "the two servers never share the GPU"
         );
     }
-    assert!(p.steps["serve-awq"].needs.contains(&"quantize".to_string()));
+    assert!(
+        p.steps["serve-awq"]
+            .needs
+            .contains(&"awq_weights".to_string())
+    );
+    let run = p.steps["awq_weights"].run.clone().unwrap_or_default();
+    assert!(
+        run.contains("--mode int4") && run.contains("awq_serving = int4 in the profile"),
+        "a GPU serves the INT4 checkpoint: {run}"
+    );
     assert!(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("constraints/serve.txt")
@@ -175,4 +188,32 @@ fn the_rehearsal_profile_resolves_every_step() {
         ["serve-awq", "env_eval", "model"]
     );
     assert_eq!(p.params["awq_group_size"], 64);
+}
+
+#[test]
+fn the_rehearsal_serves_awq_as_int4_only_where_the_cpu_build_has_the_kernel() {
+    let run = |sets: &[&str]| {
+        repo_pipeline_with("m1-rehearsal", sets).steps["awq_weights"]
+            .run
+            .clone()
+            .unwrap_or_default()
+    };
+    let isa = forge::host::Host::detect().isa;
+    let auto = run(&[]);
+    if isa == forge::host::IsaLevel::Avx512 {
+        assert!(auto.contains("--mode int4"), "{auto}");
+        assert!(
+            auto.contains("this CPU (avx512) runs the INT4 kernel"),
+            "{auto}"
+        );
+    } else {
+        assert!(auto.contains("--mode dequantized"), "{auto}");
+        assert!(auto.contains("has no AVX-512"), "{auto}");
+    }
+    let forced = run(&["awq_serving=\"dequantized\""]);
+    assert!(forced.contains("--mode dequantized"), "{forced}");
+    assert!(forced.contains("awq_serving = dequantized in the profile"));
+    let served = repo_pipeline("m1-rehearsal").steps["serve-awq"].clone();
+    assert_eq!(served.model.as_deref(), Some(".forge/models/awq-served"));
+    assert!(served.pass_env.contains(&"FORGE_EMULATE_CPU".to_string()));
 }

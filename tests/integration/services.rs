@@ -247,3 +247,72 @@ run = "echo start {server} $(date +%s%N) >> timeline; sleep 1; echo end {server}
         }
     }
 }
+
+/// A server that is up but fails every request, logging the exception first (as vLLM's engine
+/// does when a kernel is missing), then dies on the second request.
+const FAILING_SERVER: &str = r#"
+import http.server, os, sys, traceback
+class Handler(http.server.BaseHTTPRequestHandler):
+    calls = 0
+    def do_GET(self):
+        if self.path == "/ready":
+            self.send_response(200); self.end_headers(); return
+        Handler.calls += 1
+        try:
+            raise AttributeError("'_OpNamespace' '_C' object has no attribute 'cpu_gemm_wna16'")
+        except AttributeError:
+            traceback.print_exc()
+        print("RuntimeError: EngineCore encountered an issue. See stack trace above.", file=sys.stderr, flush=True)
+        self.send_response(500); self.end_headers()
+        if Handler.calls == 2:
+            os._exit(3)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+#[test]
+fn a_failing_step_names_the_root_cause_from_its_server_log() {
+    let ws = Workspace::new();
+    let port = free_port();
+    ws.write("server.py", FAILING_SERVER);
+    ws.write(
+        "pipeline.toml",
+        &format!(
+            r#"
+[steps.server]
+kind = "service"
+url = "http://127.0.0.1:{port}"
+run = "exec python3 server.py {port}"
+ready = {{ http = "http://127.0.0.1:{port}/ready", timeout = "30s" }}
+
+[steps.first]
+kind = "command"
+needs = ["server"]
+outputs = ["out/first.txt"]
+run = "curl -sf http://127.0.0.1:{port}/generate > {{{{ outputs[0] }}}}"
+"#
+        ),
+    );
+    let run = ws.forge(&["run", "pipeline.toml"]);
+    assert_eq!(run.code(), 1);
+    let stderr = run.stderr();
+    let cause = "service `server` failed: AttributeError: '_OpNamespace' '_C' object has no attribute 'cpu_gemm_wna16'";
+    let failed = stderr
+        .lines()
+        .find(|l| l.contains("first: failed:"))
+        .unwrap_or_else(|| panic!("no failure line:\n{stderr}"));
+    assert!(
+        failed.contains(cause),
+        "the step's failure leads with the server's first error:\n{stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    let row = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("first") && l.contains("FAILED"))
+        .unwrap_or_else(|| panic!("no summary row:\n{stderr}"));
+    assert!(
+        lines[row + 1].contains("service `server` failed: AttributeError"),
+        "the summary names the service and its cause:\n{stderr}"
+    );
+}
