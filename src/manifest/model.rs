@@ -32,6 +32,8 @@ pub struct Pipeline {
     pub profile_digest: String,
     /// The profile whose complete run this one requires (`requires` in the profile chain).
     pub requires: Option<String>,
+    /// What the machine must offer before a run does work (the profile chain's `[preflight]`).
+    pub preflight: Option<super::preflight::Preflight>,
 }
 
 impl Pipeline {

@@ -92,6 +92,7 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
         None => format!("results/{profile_name}"),
     };
     base["results"] = Json::String(results.clone());
+    let preflight = super::preflight::resolve(&chain, &files, &renderer, &base, &mut errors);
     let mut resolver = Resolver {
         files: &files,
         renderer,
@@ -116,6 +117,7 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
             .iter()
             .rev()
             .find_map(|p| p.raw.requires.as_ref().map(|r| r.get_ref().clone())),
+        preflight,
     };
     crate::graph::validate(&pipeline, &files[0], &declared_spans(&declared))?;
     Ok(pipeline)
