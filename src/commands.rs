@@ -78,13 +78,14 @@ pub fn plan(args: &PlanArgs) -> Result<i32, Failure> {
     let plans =
         plan::plan(&pipeline, &lock, &stat, &selection(&args.select)).map_err(Failure::usage)?;
     let _ = stat.save();
-    print_plan(&pipeline, &plans, args.json);
+    print_plan(&pipeline, &plans, &lock, args.json);
     Ok(0)
 }
 
-fn print_plan(pipeline: &Pipeline, plans: &[StepPlan], json: bool) {
+fn print_plan(pipeline: &Pipeline, plans: &[StepPlan], lock: &LockFile, json: bool) {
+    let estimate = crate::estimate::estimate(pipeline, plans, lock);
     if json {
-        let value = serde_json::json!({"pipeline": pipeline.name, "profile": pipeline.profile, "steps": plans});
+        let value = serde_json::json!({"pipeline": pipeline.name, "profile": pipeline.profile, "steps": plans, "estimate": estimate});
         println!(
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
@@ -131,6 +132,7 @@ fn print_plan(pipeline: &Pipeline, plans: &[StepPlan], json: bool) {
             .filter(|p| p.action == plan::Action::Fresh)
             .count()
     );
+    print!("{}", estimate.table());
 }
 
 /// `forge run`.
@@ -140,13 +142,16 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
     if args.dry_run {
         let (lock, stat) = load_state(&pipeline)?;
         let plans = plan::plan(&pipeline, &lock, &stat, &selection).map_err(Failure::usage)?;
-        print_plan(&pipeline, &plans, args.json);
+        print_plan(&pipeline, &plans, &lock, args.json);
         return Ok(0);
     }
     let _workspace_lock =
         WorkspaceLock::acquire(&pipeline.state_dir().join("lock")).map_err(Failure::usage)?;
     let (mut lock, stat) = load_state(&pipeline)?;
     let plans = plan::plan(&pipeline, &lock, &stat, &selection).map_err(Failure::usage)?;
+    crate::estimate::estimate(&pipeline, &plans, &lock)
+        .check_budget()
+        .map_err(Failure::usage)?;
     preflight_before_run(&pipeline, &plans)?;
     if let Err(reason) = crate::gate::check(&pipeline, &stat) {
         let required = pipeline.requires.clone().unwrap_or_default();

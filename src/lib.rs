@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod cli;
 pub mod commands;
+pub mod estimate;
 pub mod executor;
 pub mod fsutil;
 pub mod gate;

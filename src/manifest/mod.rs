@@ -1,5 +1,6 @@
 //! Pipeline manifests and profiles: parse (schema), overlay (profiles), render (templating),
 //! validate (resolve), and explain problems (diagnostics).
+pub mod budget;
 mod declare;
 pub mod diagnostics;
 mod expand;

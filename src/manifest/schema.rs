@@ -75,6 +75,9 @@ pub struct RawStep {
     pub timeout: Option<Spanned<String>>,
     /// How long a stopped process gets between SIGTERM and SIGKILL (default `10s`).
     pub stop_grace: Option<Spanned<String>>,
+    /// How long the step is expected to take on the profile's machine (`25m`; for a service, its
+    /// startup): what `forge plan` prices when there is no recorded duration. Never in the key.
+    pub estimate: Option<Spanned<String>>,
     /// The model a service serves: a directory in the workspace (its blake3 digest is recorded
     /// as the model SHA) or a hub id.
     pub model: Option<Spanned<String>>,
@@ -110,6 +113,11 @@ pub struct RawProfile {
     /// A profile whose complete, successful run of the same pipeline (same manifest, same step
     /// code) must exist before this profile may run: the rehearsal gate.
     pub requires: Option<Spanned<String>>,
+    /// The machine's price per hour (a number, or a template such as
+    /// `"{{ params.gpu_hourly_usd }}"`): `forge plan` prices estimates with it.
+    pub hourly_usd: Option<Spanned<toml::Value>>,
+    /// The most a run may be estimated to cost: `forge run` refuses a run over it.
+    pub budget_usd: Option<Spanned<f64>>,
     /// What the machine must offer before a run does any work (`forge preflight`).
     pub preflight: Option<Spanned<RawPreflight>>,
     /// Parameter overrides.
@@ -177,6 +185,8 @@ pub struct RawStepOverlay {
     pub timeout: Option<Spanned<String>>,
     /// Replaces the stop grace period.
     pub stop_grace: Option<Spanned<String>>,
+    /// Replaces the estimate.
+    pub estimate: Option<Spanned<String>>,
     /// Replaces the service's model.
     pub model: Option<Spanned<String>>,
     /// Deep-merged into the built-in kind's settings (profile wins).

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cache;
+mod estimate;
 mod examples;
 mod gate;
 mod malformed;
