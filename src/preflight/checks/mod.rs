@@ -228,13 +228,11 @@ fn disk(cx: &Context) -> Vec<Row> {
 
 fn python(cx: &Context) -> Vec<Row> {
     let interpreter = &cx.spec.python;
-    let mut wanted: Vec<(&str, &str)> = Vec::new();
+    let mut versions: Vec<&str> = Vec::new();
     let mut rows = Vec::new();
     for (lock, needs) in &cx.facts.locks {
         match needs {
-            Ok(needs) if cx.spec.locks.contains(lock) => {
-                wanted.extend(needs.python.as_deref().map(|p| (p, lock.as_str())))
-            }
+            Ok(needs) if cx.spec.locks.contains(lock) => versions.extend(needs.python.as_deref()),
             Ok(_) => {}
             Err(why) => rows.push(row(
                 &format!("lock `{lock}`"),
@@ -245,7 +243,6 @@ fn python(cx: &Context) -> Vec<Row> {
             )),
         }
     }
-    let mut versions: Vec<&str> = wanted.iter().map(|(v, _)| *v).collect();
     versions.sort();
     versions.dedup();
     let expected = if versions.is_empty() {
