@@ -287,7 +287,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     penv = env.copy()
     penv["PATH"] = f"{out / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     penv["VIRTUAL_ENV"] = str(out)
-    smokes = [rest for name, rest in directives if name == "smoke"]
+    smokes = [rest for name, rest in directives if name == "smoke"] if args.smoke else []
     for s in dict.fromkeys(tuple(x) for x in smokes):
         run(list(s), env=penv, cwd=tempfile.gettempdir())
     pyver = run([str(out / "bin" / "python"), "-c", "import platform; print(platform.python_version())"],
@@ -323,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--force", action="store_true", help="replace a non-empty --out")
     b.add_argument("--no-compile-bytecode", dest="compile_bytecode", action="store_false",
                    help="skip precompiling .pyc files (faster build, slower first start)")
+    b.add_argument("--no-smoke", dest="smoke", action="store_false",
+                   help="skip the lock's smoke checks (CI checks GPU locks on a CPU machine its own way)")
     b.add_argument("--skip-python-check", action="store_true", help=argparse.SUPPRESS)
     lk = sub.add_parser("lock", help="resolve a spec into a lock with uv")
     lk.add_argument("--spec", required=True)

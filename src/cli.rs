@@ -21,6 +21,9 @@ pub enum Command {
     Run(RunArgs),
     /// Show what `run` would do, and why, without running anything.
     Plan(PlanArgs),
+    /// Check that this machine offers what the profile's `[preflight]` expects (GPU, driver,
+    /// disk, Python, registry, hub access), without running anything.
+    Preflight(PreflightArgs),
     /// Print the step graph (mermaid by default, or dot).
     Graph(GraphArgs),
     /// Show a step's last record: key, inputs, outputs, timings, exit code.
@@ -98,6 +101,16 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub select: SelectArgs,
     /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `forge preflight`.
+#[derive(Debug, Args)]
+pub struct PreflightArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Print the table as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -7,8 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::{LockFile, StatCache, WorkspaceLock};
 use crate::cli::{
-    CleanArgs, GraphArgs, GraphFormat, PipelineArgs, PlanArgs, ProfilesArgs, RunArgs, SelectArgs,
-    ShowArgs,
+    CleanArgs, GraphArgs, GraphFormat, PipelineArgs, PlanArgs, PreflightArgs, ProfilesArgs,
+    RunArgs, SelectArgs, ShowArgs,
 };
 use crate::executor::{self, Progress, RunOptions, Status};
 use crate::manifest::{self, LoadOptions, Pipeline};
@@ -78,13 +78,14 @@ pub fn plan(args: &PlanArgs) -> Result<i32, Failure> {
     let plans =
         plan::plan(&pipeline, &lock, &stat, &selection(&args.select)).map_err(Failure::usage)?;
     let _ = stat.save();
-    print_plan(&pipeline, &plans, args.json);
+    print_plan(&pipeline, &plans, &lock, args.json);
     Ok(0)
 }
 
-fn print_plan(pipeline: &Pipeline, plans: &[StepPlan], json: bool) {
+fn print_plan(pipeline: &Pipeline, plans: &[StepPlan], lock: &LockFile, json: bool) {
+    let estimate = crate::estimate::estimate(pipeline, plans, lock);
     if json {
-        let value = serde_json::json!({"pipeline": pipeline.name, "profile": pipeline.profile, "steps": plans});
+        let value = serde_json::json!({"pipeline": pipeline.name, "profile": pipeline.profile, "steps": plans, "estimate": estimate});
         println!(
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
@@ -131,6 +132,7 @@ fn print_plan(pipeline: &Pipeline, plans: &[StepPlan], json: bool) {
             .filter(|p| p.action == plan::Action::Fresh)
             .count()
     );
+    print!("{}", estimate.table());
 }
 
 /// `forge run`.
@@ -140,12 +142,17 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
     if args.dry_run {
         let (lock, stat) = load_state(&pipeline)?;
         let plans = plan::plan(&pipeline, &lock, &stat, &selection).map_err(Failure::usage)?;
-        print_plan(&pipeline, &plans, args.json);
+        print_plan(&pipeline, &plans, &lock, args.json);
         return Ok(0);
     }
     let _workspace_lock =
         WorkspaceLock::acquire(&pipeline.state_dir().join("lock")).map_err(Failure::usage)?;
     let (mut lock, stat) = load_state(&pipeline)?;
+    let plans = plan::plan(&pipeline, &lock, &stat, &selection).map_err(Failure::usage)?;
+    crate::estimate::estimate(&pipeline, &plans, &lock)
+        .check_budget()
+        .map_err(Failure::usage)?;
+    preflight_before_run(&pipeline, &plans)?;
     if let Err(reason) = crate::gate::check(&pipeline, &stat) {
         let required = pipeline.requires.clone().unwrap_or_default();
         if !args.skip_gate {
@@ -158,7 +165,6 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
         eprintln!("warning: skipping the `{required}` gate: {reason}");
         record_skipped_gate(&pipeline, &mut lock, &required, &reason)?;
     }
-    let plans = plan::plan(&pipeline, &lock, &stat, &selection).map_err(Failure::usage)?;
     let forced = if selection.force_all {
         pipeline.steps.keys().cloned().collect()
     } else {
@@ -210,6 +216,46 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
     } else {
         EXIT_FAILED
     })
+}
+
+/// `forge preflight`: the table, and exit code 2 when a check fails.
+pub fn preflight(args: &PreflightArgs) -> Result<i32, Failure> {
+    let pipeline = load(&args.pipeline)?;
+    let report = crate::preflight::check(&pipeline).map_err(Failure::usage)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.table());
+    }
+    if pipeline.preflight.is_none() {
+        eprintln!(
+            "note: profile `{}` declares no `[preflight]`: these are this machine's facts, nothing was expected",
+            pipeline.profile
+        );
+    }
+    Ok(if report.passed { 0 } else { EXIT_USAGE })
+}
+
+/// Runs preflight when the profile declares one and the plan does more than re-render results;
+/// a failed check stops the run before anything starts.
+fn preflight_before_run(pipeline: &Pipeline, plans: &[StepPlan]) -> Result<(), Failure> {
+    if pipeline.preflight.is_none() || !crate::preflight::needed(pipeline, plans) {
+        return Ok(());
+    }
+    let report = crate::preflight::check(pipeline).map_err(Failure::usage)?;
+    eprint!("{}", report.table());
+    if report.passed {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "preflight failed for profile `{}`: nothing was run\nhint: fix the rows marked FAIL (WHAT TO DO says how); `forge preflight {} --profile {}` checks again without running anything",
+        pipeline.profile,
+        pipeline.manifest_path.display(),
+        pipeline.profile
+    )))
 }
 
 async fn watch_signals(cancel: CancellationToken) {

@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod cli;
 pub mod commands;
+pub mod estimate;
 pub mod executor;
 pub mod fsutil;
 pub mod gate;
@@ -10,6 +11,7 @@ pub mod graph;
 pub mod host;
 pub mod manifest;
 pub mod plan;
+pub mod preflight;
 pub mod steps;
 
 use clap::CommandFactory;
@@ -20,6 +22,7 @@ pub fn run(cli: cli::Cli) -> i32 {
     let result = match &cli.command {
         Command::Run(args) => commands::run(args),
         Command::Plan(args) => commands::plan(args),
+        Command::Preflight(args) => commands::preflight(args),
         Command::Graph(args) => commands::graph(args),
         Command::Show(args) => commands::show(args),
         Command::Clean(args) => commands::clean(args),

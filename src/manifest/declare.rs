@@ -51,6 +51,7 @@ pub(super) struct Declared {
     pub(super) ready: Option<Loc<RawReady>>,
     pub(super) timeout: Option<Loc<String>>,
     pub(super) stop_grace: Option<Loc<String>>,
+    pub(super) estimate: Option<Loc<String>>,
     pub(super) with: Option<Loc<toml::Table>>,
     pub(super) span: Range<usize>,
 }
@@ -125,6 +126,7 @@ pub(super) fn declare(id: &Spanned<String>, step: &Spanned<RawStep>) -> Declared
         ready: s.ready.as_ref().map(|r| Loc::of(r, 0)),
         timeout: s.timeout.as_ref().map(|r| Loc::of(r, 0)),
         stop_grace: s.stop_grace.as_ref().map(|r| Loc::of(r, 0)),
+        estimate: s.estimate.as_ref().map(|r| Loc::of(r, 0)),
         with: s.with.as_ref().map(|r| Loc::of(r, 0)),
         span: id.span(),
     }
@@ -156,6 +158,7 @@ pub(super) fn overlay_step(
     step.model = one(&overlay.model).or(step.model.take());
     step.timeout = one(&overlay.timeout).or(step.timeout.take());
     step.stop_grace = one(&overlay.stop_grace).or(step.stop_grace.take());
+    step.estimate = one(&overlay.estimate).or(step.estimate.take());
     if let Some(ready) = &overlay.ready {
         step.ready = Some(Loc::of(ready, file));
     }

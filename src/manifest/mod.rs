@@ -1,9 +1,11 @@
 //! Pipeline manifests and profiles: parse (schema), overlay (profiles), render (templating),
 //! validate (resolve), and explain problems (diagnostics).
+pub mod budget;
 mod declare;
 pub mod diagnostics;
 mod expand;
 pub mod model;
+pub mod preflight;
 pub mod profiles;
 pub mod resolve;
 pub mod schema;

@@ -32,6 +32,10 @@ pub struct Pipeline {
     pub profile_digest: String,
     /// The profile whose complete run this one requires (`requires` in the profile chain).
     pub requires: Option<String>,
+    /// What the machine must offer before a run does work (the profile chain's `[preflight]`).
+    pub preflight: Option<super::preflight::Preflight>,
+    /// The machine's price and the run's budget (the profile chain's `hourly_usd`, `budget_usd`).
+    pub budget: super::budget::Budget,
 }
 
 impl Pipeline {
@@ -91,6 +95,9 @@ pub struct Step {
     /// SIGTERM-to-SIGKILL grace period.
     #[serde(with = "humantime_serde")]
     pub stop_grace: Duration,
+    /// The declared expected duration (a service: its startup); never part of the key.
+    #[serde(with = "humantime_serde_opt")]
+    pub estimate: Option<Duration>,
     /// The built-in kind's settings, rendered.
     pub with: Json,
     /// The parameters its templates read, with their resolved values.

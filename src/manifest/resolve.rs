@@ -92,6 +92,8 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
         None => format!("results/{profile_name}"),
     };
     base["results"] = Json::String(results.clone());
+    let preflight = super::preflight::resolve(&chain, &files, &renderer, &base, &mut errors);
+    let budget = super::budget::resolve(&chain, &files, &renderer, &base, &mut errors);
     let mut resolver = Resolver {
         files: &files,
         renderer,
@@ -116,6 +118,8 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
             .iter()
             .rev()
             .find_map(|p| p.raw.requires.as_ref().map(|r| r.get_ref().clone())),
+        preflight,
+        budget,
     };
     crate::graph::validate(&pipeline, &files[0], &declared_spans(&declared))?;
     Ok(pipeline)
@@ -340,6 +344,7 @@ impl<'a> Resolver<'a> {
             .collect();
         let ready = d.ready.as_ref().and_then(|r| self.ready(r, &context));
         let timeout = d.timeout.as_ref().and_then(|t| self.duration(t));
+        let estimate = d.estimate.as_ref().and_then(|t| self.duration(t));
         let stop_grace = d
             .stop_grace
             .as_ref()
@@ -365,6 +370,7 @@ impl<'a> Resolver<'a> {
             model,
             timeout,
             stop_grace: stop_grace.unwrap_or_default(),
+            estimate,
             with,
             params: self.params_used(d),
             matrix: inst.matrix.clone(),

@@ -75,6 +75,9 @@ pub struct RawStep {
     pub timeout: Option<Spanned<String>>,
     /// How long a stopped process gets between SIGTERM and SIGKILL (default `10s`).
     pub stop_grace: Option<Spanned<String>>,
+    /// How long the step is expected to take on the profile's machine (`25m`; for a service, its
+    /// startup): what `forge plan` prices when there is no recorded duration. Never in the key.
+    pub estimate: Option<Spanned<String>>,
     /// The model a service serves: a directory in the workspace (its blake3 digest is recorded
     /// as the model SHA) or a hub id.
     pub model: Option<Spanned<String>>,
@@ -110,12 +113,51 @@ pub struct RawProfile {
     /// A profile whose complete, successful run of the same pipeline (same manifest, same step
     /// code) must exist before this profile may run: the rehearsal gate.
     pub requires: Option<Spanned<String>>,
+    /// The machine's price per hour (a number, or a template such as
+    /// `"{{ params.gpu_hourly_usd }}"`): `forge plan` prices estimates with it.
+    pub hourly_usd: Option<Spanned<toml::Value>>,
+    /// The most a run may be estimated to cost: `forge run` refuses a run over it.
+    pub budget_usd: Option<Spanned<f64>>,
+    /// What the machine must offer before a run does any work (`forge preflight`).
+    pub preflight: Option<Spanned<RawPreflight>>,
     /// Parameter overrides.
     #[serde(default)]
     pub params: IndexMap<Spanned<String>, Spanned<toml::Value>>,
     /// Step setting overrides, by step id.
     #[serde(default)]
     pub steps: IndexMap<Spanned<String>, Spanned<RawStepOverlay>>,
+}
+
+/// A profile's `[preflight]` table: expectations checked before any environment, download or
+/// service. Strings are templates over `params`; a profile that extends another replaces the
+/// values it sets.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPreflight {
+    /// The GPU `nvidia-smi` must report: a case-insensitive part of its name (`RTX A5000`).
+    pub gpu: Option<Spanned<String>>,
+    /// Least memory of that GPU, in GB (10^9 bytes, as cards are sold).
+    pub gpu_min_memory_gb: Option<Spanned<f64>>,
+    /// Lock files the run installs: their `#forge: python` must match the interpreter. An
+    /// entry that renders empty is dropped (so a template can make it conditional).
+    pub locks: Option<Vec<Spanned<String>>>,
+    /// Lock files whose environments use the GPU: the CUDA runtime they pin must be one the
+    /// driver supports.
+    pub gpu_locks: Option<Vec<Spanned<String>>>,
+    /// The interpreter environments are built from (default `python3`).
+    pub python: Option<Spanned<String>>,
+    /// Least free disk under the workspace, in GB: environments, weights and a margin.
+    pub min_free_disk_gb: Option<Spanned<f64>>,
+    /// Fewest logical CPUs.
+    pub min_cpus: Option<Spanned<u32>>,
+    /// Least memory, in GB.
+    pub min_memory_gb: Option<Spanned<f64>>,
+    /// The package index environments install from (`UV_DEFAULT_INDEX`/`UV_INDEX_URL`/
+    /// `PIP_INDEX_URL` win when set, as they do for uv).
+    pub registry: Option<Spanned<String>>,
+    /// Hub repositories the run downloads that need an accepted license: `owner/name`, or
+    /// `datasets/owner/name`.
+    pub gated_repos: Option<Vec<Spanned<String>>>,
 }
 
 /// What a profile may change in a step. The graph (kind, needs, matrix) stays the manifest's.
@@ -143,6 +185,8 @@ pub struct RawStepOverlay {
     pub timeout: Option<Spanned<String>>,
     /// Replaces the stop grace period.
     pub stop_grace: Option<Spanned<String>>,
+    /// Replaces the estimate.
+    pub estimate: Option<Spanned<String>>,
     /// Replaces the service's model.
     pub model: Option<Spanned<String>>,
     /// Deep-merged into the built-in kind's settings (profile wins).

@@ -2,8 +2,10 @@
 
 mod bench;
 mod cache;
+mod estimate;
 mod examples;
 mod gate;
 mod malformed;
+mod preflight;
 mod services;
 mod support;
