@@ -5,4 +5,4 @@ pub mod store;
 
 pub use key::KeyParts;
 pub use stat::{Digest, StatCache};
-pub use store::{CompleteRun, GateSkipped, LockFile, Record, StoreError, WorkspaceLock};
+pub use store::{CompleteRun, GatePassed, GateSkipped, LockFile, Record, StoreError, WorkspaceLock};
