@@ -3,6 +3,7 @@
 mod declare;
 pub mod diagnostics;
 mod expand;
+mod keyed;
 pub mod model;
 pub mod profiles;
 pub mod resolve;

@@ -219,6 +219,7 @@ impl<'a> Resolver<'a> {
     pub(super) fn resolve_steps(&mut self, declared: &[Declared]) -> IndexMap<String, Step> {
         let mut instances = Vec::new();
         for d in declared {
+            self.check_key_declarations(d);
             for matrix in expand(&d.matrix) {
                 instances.push(self.first_pass(d, matrix));
             }
@@ -358,6 +359,9 @@ impl<'a> Resolver<'a> {
             outputs: inst.outputs.clone(),
             env,
             pass_env: d.pass_env.iter().map(|l| l.value.clone()).collect(),
+            key_env: d.key_env.iter().map(|l| l.value.clone()).collect(),
+            key_platform: d.key_platform.iter().map(|l| l.value.clone()).collect(),
+            platform_env: self.platform_env(d),
             resources: d.resources.iter().map(|l| l.value.clone()).collect(),
             run,
             url: inst.url.clone(),

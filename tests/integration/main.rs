@@ -7,3 +7,4 @@ mod gate;
 mod malformed;
 mod services;
 mod support;
+mod travel;
