@@ -76,7 +76,7 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
     let renderer = Renderer::default();
     let mut base = json!({
         "pipeline": {"name": name},
-        "profile": {"name": profile_name},
+        "profile": {"name": profile_name, "rehearsal": chain.iter().rev().find_map(|p| p.raw.rehearsal).unwrap_or(false)},
         "params": params,
         "platform": platform(),
         "workspace": workspace.display().to_string(),

@@ -118,6 +118,9 @@ pub struct RawProfile {
     /// A profile whose complete, successful run of the same pipeline (same manifest, same step
     /// code) must exist before this profile may run: the rehearsal gate.
     pub requires: Option<Spanned<String>>,
+    /// The profile is a rehearsal: its figures are not measured on the priced GPU and decide
+    /// nothing (`{{ profile.rehearsal }}` in templates; the cost step's `rehearsal` setting).
+    pub rehearsal: Option<bool>,
     /// Parameter overrides.
     #[serde(default)]
     pub params: IndexMap<Spanned<String>, Spanned<toml::Value>>,

@@ -255,6 +255,7 @@ pub fn build_context(
         charts: charts(workspace, s.charts.as_deref(), &link),
         inputs,
         roofline: context::roofline_rows(s.roofline.as_ref()),
+        rehearsal: sources.cost.rehearsal.clone(),
         gate_warning: gate.warning,
         gated_by: gate.gated_by,
     })
