@@ -208,6 +208,14 @@ fn the_a5000_profile_is_complete_and_fits_a_24_gb_card() {
         kv_tokens >= max_len,
         "one {max_len}-token request must fit: {kv_tokens:.0} tokens of KV cache"
     );
+    for name in ["model_revision", "awq_checkpoint_revision"] {
+        let revision = param(name);
+        let revision = revision.as_str().unwrap_or_default();
+        assert!(
+            revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()),
+            "`{name}` must pin a hub commit, not `{revision}`"
+        );
+    }
     assert_eq!(param("awq_group_size"), 128);
     assert_eq!(param("serve_lock"), "constraints/serve.txt");
     assert_eq!(param("concurrency"), serde_json::json!([1, 4, 16, 32, 64]));
