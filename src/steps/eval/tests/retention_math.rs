@@ -33,6 +33,7 @@ fn scores(label: &str, results: Vec<ScoreRow>) -> EvalScores {
         id: Some(format!("org/{label}")),
         sha: Some("abc".into()),
         label: Some(label.into()),
+        source: None,
     });
     EvalScores {
         metadata: EvalMetadata {
