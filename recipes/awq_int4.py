@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     base_record = Path(args.model) / "forge-model.json"
     record = {
         "method": "AWQ + int4 weight-only (W4A16), asymmetric, grouped",
+        "recipe_sha256": sha256_file(Path(__file__)),
         "recipe": {"awq": {"duo_scaling": "both"},
                    "quantization": {"targets": ["Linear"], "ignore": ["lm_head"], "weights": weights},
                    "max_seq_length": args.max_seq_len, "save_compressed": True},

@@ -148,22 +148,15 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
     let _workspace_lock =
         WorkspaceLock::acquire(&pipeline.state_dir().join("lock")).map_err(Failure::usage)?;
     let (mut lock, stat) = load_state(&pipeline)?;
-    let plans = plan::plan(&pipeline, &lock, &stat, &selection).map_err(Failure::usage)?;
+    let mut plans = plan::plan(&pipeline, &lock, &stat, &selection).map_err(Failure::usage)?;
     crate::estimate::estimate(&pipeline, &plans, &lock)
         .check_budget()
         .map_err(Failure::usage)?;
     preflight_before_run(&pipeline, &plans)?;
-    if let Err(reason) = crate::gate::check(&pipeline, &stat) {
-        let required = pipeline.requires.clone().unwrap_or_default();
-        if !args.skip_gate {
-            return Err(Failure::usage(format!(
-                "profile `{}` requires a successful `{required}` run of this pipeline first: {reason}\nhint: run `forge run {} --profile {required}`, or pass `--skip-gate` to run anyway (recorded with the results)",
-                pipeline.profile,
-                pipeline.manifest_path.display()
-            )));
-        }
-        eprintln!("warning: skipping the `{required}` gate: {reason}");
-        record_skipped_gate(&pipeline, &mut lock, &required, &reason)?;
+    if crate::gate::applies(&pipeline, &plans) {
+        pass_gate(&pipeline, &mut lock, &stat, args.skip_gate)?;
+        // The gate file is an input of the report: plan again with it written.
+        plans = plan::plan(&pipeline, &lock, &stat, &selection).map_err(Failure::usage)?;
     }
     let forced = if selection.force_all {
         pipeline.steps.keys().cloned().collect()
@@ -491,27 +484,28 @@ fn record_complete(pipeline: &Pipeline) -> Result<(), Failure> {
     lock.save(&pipeline.lock_path()).map_err(Failure::usage)
 }
 
-/// Records a skipped gate in the lock file and in `<results>/gate.json`.
-fn record_skipped_gate(
+/// Checks the gate of a run that does paid work, and records how it got past it.
+fn pass_gate(
     pipeline: &Pipeline,
     lock: &mut LockFile,
-    required: &str,
-    reason: &str,
+    stat: &StatCache,
+    skip_gate: bool,
 ) -> Result<(), Failure> {
-    let skipped = crate::cache::GateSkipped {
-        required: required.to_string(),
-        reason: reason.to_string(),
-        at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    let reason = match crate::gate::check(pipeline, stat) {
+        Ok(None) => return Ok(()),
+        Ok(Some(passed)) => {
+            return crate::gate::record_passed(pipeline, lock, passed).map_err(Failure::usage);
+        }
+        Err(reason) => reason,
     };
-    let gate = serde_json::json!({"status": "skipped", "gate": skipped});
-    let path = pipeline
-        .workspace
-        .join(&pipeline.results_dir)
-        .join("gate.json");
-    let mut bytes = serde_json::to_vec_pretty(&gate).unwrap_or_default();
-    bytes.push(b'\n');
-    crate::fsutil::write_atomic(&path, &bytes)
-        .map_err(|e| Failure::usage(format!("cannot write `{}`: {e}", path.display())))?;
-    lock.gate_skipped = Some(skipped);
-    lock.save(&pipeline.lock_path()).map_err(Failure::usage)
+    let required = pipeline.requires.clone().unwrap_or_default();
+    if !skip_gate {
+        return Err(Failure::usage(format!(
+            "profile `{}` requires a successful `{required}` run of this pipeline before it starts a service or a `gpu` step: {reason}\nhint: run `forge run {} --profile {required}`, or pass `--skip-gate` to run anyway (recorded with the results and shown in the report)",
+            pipeline.profile,
+            pipeline.manifest_path.display()
+        )));
+    }
+    eprintln!("warning: skipping the `{required}` gate: {reason}");
+    crate::gate::record_skipped(pipeline, lock, &required, &reason).map_err(Failure::usage)
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cache::{KeyParts, LockFile, StatCache};
+use crate::cache::{KeyParts, LockFile, StatCache, travel};
 use crate::manifest::diagnostics::did_you_mean;
 use crate::manifest::{Pipeline, Step};
 
@@ -136,18 +136,7 @@ pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatC
     } else {
         json!({"run": step.run, "with": step.with, "outputs": step.outputs})
     };
-    let mut env: BTreeMap<String, String> = step
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), blake3::hash(v.as_bytes()).to_hex().to_string()))
-        .collect();
-    for name in &step.pass_env {
-        let value = std::env::var(name).map_or_else(
-            |_| "unset".to_string(),
-            |v| blake3::hash(v.as_bytes()).to_hex().to_string(),
-        );
-        env.insert(name.clone(), value);
-    }
+    let config = travel::relative_json(config, &pipeline.workspace);
     let mut upstream = BTreeMap::new();
     let mut services = BTreeMap::new();
     for need in &step.needs {
@@ -171,7 +160,8 @@ pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatC
         params: step.params.clone(),
         config,
         inputs: input_digests(&pipeline.workspace, &step.inputs, stat),
-        env,
+        env: travel::env(step, &pipeline.workspace),
+        platform: travel::platform(step),
         upstream,
         services,
     }
@@ -203,7 +193,7 @@ fn input_digests(
             }
         } else {
             out.insert(
-                input.clone(),
+                travel::relative(input, workspace),
                 digest_or_reason(stat, &workspace.join(input)),
             );
         }

@@ -21,8 +21,12 @@ pub struct KeyParts {
     pub config: Json,
     /// Declared inputs: path -> content digest (`missing` when absent).
     pub inputs: BTreeMap<String, String>,
-    /// Declared environment: name -> blake3 of the value (values may be secrets).
+    /// Environment: name -> blake3 of the value, of the template (values rendered from
+    /// platform facts), or a marker (`pass_env` variables enter by name unless keyed).
     pub env: BTreeMap<String, String>,
+    /// The platform facts the step declares its outputs depend on (`key_platform`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub platform: BTreeMap<String, Json>,
     /// Recorded output digests of the steps it needs: step -> path -> digest.
     pub upstream: BTreeMap<String, BTreeMap<String, String>>,
     /// Services it needs: id -> the service's own key parts (its identity).
@@ -46,7 +50,8 @@ impl KeyParts {
                 old.kind, old.schema, self.kind, self.schema
             ));
         }
-        let params_changed = self.params != old.params;
+        // A changed param or platform fact re-renders the config: name it, not every field.
+        let params_changed = self.params != old.params || self.platform != old.platform;
         for (name, value) in &self.params {
             match old.params.get(name) {
                 Some(before) if before == value => {}
@@ -58,12 +63,29 @@ impl KeyParts {
                 None => reasons.push(format!("now reads param `{name}`")),
             }
         }
-        // A changed param re-renders the config; name the param, not every field it touched.
         if !params_changed {
             diff_json("", &old.config, &self.config, &mut reasons);
         }
         diff_maps("input", &old.inputs, &self.inputs, &mut reasons);
         diff_maps("env", &old.env, &self.env, &mut reasons);
+        for (fact, value) in &self.platform {
+            match old.platform.get(fact) {
+                Some(before) if before == value => {}
+                Some(before) => reasons.push(format!(
+                    "platform `{fact}` changed: {} -> {}",
+                    short(before),
+                    short(value)
+                )),
+                None => reasons.push(format!("now keys platform `{fact}`")),
+            }
+        }
+        for fact in old
+            .platform
+            .keys()
+            .filter(|f| !self.platform.contains_key(*f))
+        {
+            reasons.push(format!("no longer keys platform `{fact}`"));
+        }
         for (step, outputs) in &self.upstream {
             match old.upstream.get(step) {
                 Some(before) if before == outputs => {}

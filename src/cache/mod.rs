@@ -2,7 +2,10 @@
 pub mod key;
 pub mod stat;
 pub mod store;
+pub mod travel;
 
 pub use key::KeyParts;
 pub use stat::{Digest, StatCache};
-pub use store::{CompleteRun, GateSkipped, LockFile, Record, StoreError, WorkspaceLock};
+pub use store::{
+    CompleteRun, GatePassed, GateSkipped, LockFile, Record, StoreError, WorkspaceLock,
+};

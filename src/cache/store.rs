@@ -55,8 +55,12 @@ pub struct LockFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete: Option<CompleteRun>,
     /// Set when a run started with `--skip-gate`: the gate it skipped and why it was closed.
+    /// A later run that passes the gate clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate_skipped: Option<GateSkipped>,
+    /// The rehearsal the last gated run relied on (set when the gate passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gated_by: Option<GatePassed>,
 }
 
 /// A run in which every step of the pipeline ended fresh or ran successfully.
@@ -71,7 +75,7 @@ pub struct CompleteRun {
 }
 
 /// A gate a run was told to skip.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateSkipped {
     /// The profile whose rehearsal was required.
     pub required: String,
@@ -79,6 +83,25 @@ pub struct GateSkipped {
     pub reason: String,
     /// When the run started anyway (RFC 3339, UTC).
     pub at: String,
+}
+
+/// The rehearsal a gated run relied on: the required profile's last complete run, as its lock
+/// file recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatePassed {
+    /// The profile whose rehearsal was required.
+    pub required: String,
+    /// blake3 of the manifest the rehearsal ran (the same bytes as this run's).
+    pub manifest_digest: String,
+    /// The Forge version that ran the rehearsal (the same as this run's).
+    pub forge_version: String,
+    /// When the rehearsal finished (RFC 3339, UTC).
+    pub finished_at: String,
+    /// Input path -> content digest, for every input both profiles declare (the step code the
+    /// rehearsal exercised), as the rehearsal recorded it.
+    pub inputs: BTreeMap<String, String>,
+    /// When this profile's run checked the gate (RFC 3339, UTC).
+    pub checked_at: String,
 }
 
 /// Why the lock file could not be used.

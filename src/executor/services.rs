@@ -397,6 +397,11 @@ async fn gather_facts(
                 {
                     facts.insert("model_source".into(), source);
                 }
+                if let Ok(text) = std::fs::read_to_string(dir.join("forge-quant.json"))
+                    && let Ok(record) = serde_json::from_str::<Value>(&text)
+                {
+                    facts.insert("model_quantization".into(), record);
+                }
             }
             _ => {
                 // A hub id: the server resolves it; its revision is not pinned here.

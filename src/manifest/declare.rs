@@ -43,6 +43,8 @@ pub(super) struct Declared {
     pub(super) outputs: Vec<Loc<String>>,
     pub(super) env: IndexMap<String, Loc<String>>,
     pub(super) pass_env: Vec<Loc<String>>,
+    pub(super) key_env: Vec<Loc<String>>,
+    pub(super) key_platform: Vec<Loc<String>>,
     pub(super) resources: Vec<Loc<String>>,
     pub(super) matrix: Vec<(String, Vec<Json>)>,
     pub(super) run: Option<Loc<String>>,
@@ -109,6 +111,8 @@ pub(super) fn declare(id: &Spanned<String>, step: &Spanned<RawStep>) -> Declared
             .map(|(k, v)| (k.clone(), Loc::of(v, 0)))
             .collect(),
         pass_env: locs(&s.pass_env, 0),
+        key_env: locs(&s.key_env, 0),
+        key_platform: locs(&s.key_platform, 0),
         resources: locs(&s.resources, 0),
         matrix: s
             .matrix
@@ -146,6 +150,12 @@ pub(super) fn overlay_step(
     }
     if let Some(v) = &overlay.pass_env {
         step.pass_env = locs(v, file);
+    }
+    if let Some(v) = &overlay.key_env {
+        step.key_env = locs(v, file);
+    }
+    if let Some(v) = &overlay.key_platform {
+        step.key_platform = locs(v, file);
     }
     if let Some(v) = &overlay.resources {
         step.resources = locs(v, file);

@@ -4,6 +4,7 @@ pub mod budget;
 mod declare;
 pub mod diagnostics;
 mod expand;
+mod keyed;
 pub mod model;
 pub mod preflight;
 pub mod profiles;

@@ -79,6 +79,13 @@ pub struct Step {
     pub env: BTreeMap<String, String>,
     /// Variables passed through from Forge's environment.
     pub pass_env: Vec<String>,
+    /// The `pass_env` variables whose values enter the key (the others enter by name only).
+    pub key_env: Vec<String>,
+    /// The platform facts whose values enter the key.
+    pub key_platform: Vec<String>,
+    /// `env` variables rendered from platform facts the step does not key: name -> template
+    /// source. Their template, not their value, enters the key.
+    pub platform_env: BTreeMap<String, String>,
     /// Exclusive resources.
     pub resources: Vec<String>,
     /// The command line, rendered with the final output paths.

@@ -76,7 +76,7 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
     let renderer = Renderer::default();
     let mut base = json!({
         "pipeline": {"name": name},
-        "profile": {"name": profile_name},
+        "profile": {"name": profile_name, "rehearsal": chain.iter().rev().find_map(|p| p.raw.rehearsal).unwrap_or(false)},
         "params": params,
         "platform": platform(),
         "workspace": workspace.display().to_string(),
@@ -223,6 +223,7 @@ impl<'a> Resolver<'a> {
     pub(super) fn resolve_steps(&mut self, declared: &[Declared]) -> IndexMap<String, Step> {
         let mut instances = Vec::new();
         for d in declared {
+            self.check_key_declarations(d);
             for matrix in expand(&d.matrix) {
                 instances.push(self.first_pass(d, matrix));
             }
@@ -363,6 +364,9 @@ impl<'a> Resolver<'a> {
             outputs: inst.outputs.clone(),
             env,
             pass_env: d.pass_env.iter().map(|l| l.value.clone()).collect(),
+            key_env: d.key_env.iter().map(|l| l.value.clone()).collect(),
+            key_platform: d.key_platform.iter().map(|l| l.value.clone()).collect(),
+            platform_env: self.platform_env(d),
             resources: d.resources.iter().map(|l| l.value.clone()).collect(),
             run,
             url: inst.url.clone(),

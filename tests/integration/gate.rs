@@ -1,13 +1,35 @@
 //! The rehearsal gate, and the shipped profiles resolving to complete, plausible settings.
 
-use crate::support::Workspace;
+use crate::support::{Workspace, run_json};
+
+/// Step `a` holds the GPU (paid work); step `render` re-renders from its output (free).
+const GATED: &str = r#"[params]
+size = 1
+title = "A"
+
+[steps.a]
+kind = "command"
+resources = ["gpu"]
+inputs = ["step.sh"]
+outputs = ["{{ results }}/a.txt"]
+run = "sh step.sh {{ params.size }} > {{ outputs[0] }}"
+
+[steps.render]
+kind = "command"
+needs = ["a"]
+outputs = ["{{ results }}/render.txt"]
+run = "echo '{{ params.title }}' | cat - {{ steps.a.outputs[0] }} > {{ outputs[0] }}"
+"#;
 
 fn gated() -> Workspace {
     let ws = Workspace::new();
-    ws.write("pipeline.toml", "[params]\nsize = 1\n[steps.a]\nkind = \"command\"\ninputs = [\"step.sh\"]\noutputs = [\"{{ results }}/a.txt\"]\nrun = \"sh step.sh {{ params.size }} > {{ outputs[0] }}\"\n")
+    ws.write("pipeline.toml", GATED)
         .write("step.sh", "echo size $1\n")
         .write("profiles/rehearsal.toml", "[params]\nsize = 1\n")
-        .write("profiles/paid.toml", "requires = \"rehearsal\"\n[params]\nsize = 100\n");
+        .write(
+            "profiles/paid.toml",
+            "requires = \"rehearsal\"\n[params]\nsize = 100\n",
+        );
     ws
 }
 
@@ -83,6 +105,83 @@ fn an_edited_manifest_closes_the_gate() {
     );
 }
 
+#[test]
+fn re_rendering_from_recorded_results_needs_no_gate() {
+    let ws = gated();
+    ws.forge(&["run", "pipeline.toml", "--profile", "paid", "--skip-gate"])
+        .success();
+    std::fs::remove_file(ws.path().join("results/paid/gate.json")).expect("rm gate.json");
+    ws.write(
+        "profiles/paid.toml",
+        "requires = \"rehearsal\"\n[params]\nsize = 100\ntitle = \"B\"\n",
+    );
+    // No rehearsal ever ran: the gate is closed, but nothing paid is about to run.
+    let (code, statuses, stderr) = run_json(
+        &ws,
+        &["pipeline.toml", "--profile", "paid", "--only", "render"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(statuses["render"], "ran");
+    assert_eq!(statuses["a"], "fresh");
+    assert!(!stderr.contains("gate"), "{stderr}");
+    assert!(!ws.exists("results/paid/gate.json"), "no gate was checked");
+    assert_eq!(ws.read("results/paid/render.txt"), "B\nsize 100\n");
+
+    // Forcing the GPU step is paid work again: the gate applies.
+    let refused = ws.forge(&["run", "pipeline.toml", "--profile", "paid", "--force", "a"]);
+    assert_eq!(refused.code(), 2, "{}", refused.stderr());
+    assert!(
+        refused
+            .stderr()
+            .contains("before it starts a service or a `gpu` step"),
+        "{}",
+        refused.stderr()
+    );
+}
+
+#[test]
+fn a_passing_gate_records_the_rehearsal_and_clears_a_skipped_one() {
+    let ws = gated();
+    ws.forge(&["run", "pipeline.toml", "--profile", "paid", "--skip-gate"])
+        .success();
+    let lock: serde_json::Value =
+        serde_json::from_str(&ws.read("results/paid/forge.lock")).expect("lock json");
+    assert_eq!(lock["gate_skipped"]["required"], "rehearsal");
+    assert!(lock.get("gated_by").is_none());
+
+    ws.forge(&["run", "pipeline.toml", "--profile", "rehearsal"])
+        .success();
+    let rehearsal: serde_json::Value =
+        serde_json::from_str(&ws.read("results/rehearsal/forge.lock")).expect("lock json");
+    ws.forge(&["run", "pipeline.toml", "--profile", "paid", "--force", "a"])
+        .success();
+    let lock: serde_json::Value =
+        serde_json::from_str(&ws.read("results/paid/forge.lock")).expect("lock json");
+    assert!(
+        lock.get("gate_skipped").is_none(),
+        "the passing gate cleared the skip"
+    );
+    let gated_by = &lock["gated_by"];
+    assert_eq!(gated_by["required"], "rehearsal");
+    assert_eq!(
+        gated_by["manifest_digest"],
+        rehearsal["complete"]["manifest_digest"]
+    );
+    assert_eq!(
+        gated_by["finished_at"],
+        rehearsal["complete"]["finished_at"]
+    );
+    assert_eq!(gated_by["forge_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        gated_by["inputs"]["step.sh"],
+        rehearsal["steps"]["a"]["parts"]["inputs"]["step.sh"]
+    );
+    let gate: serde_json::Value =
+        serde_json::from_str(&ws.read("results/paid/gate.json")).expect("gate json");
+    assert_eq!(gate["status"], "passed");
+    assert_eq!(gate["gate"], *gated_by);
+}
+
 fn repo_pipeline(profile: &str) -> forge::manifest::Pipeline {
     repo_pipeline_with(profile, &[])
 }
@@ -113,6 +212,14 @@ fn the_a5000_profile_is_complete_and_fits_a_24_gb_card() {
         kv_tokens >= max_len,
         "one {max_len}-token request must fit: {kv_tokens:.0} tokens of KV cache"
     );
+    for name in ["model_revision", "awq_checkpoint_revision"] {
+        let revision = param(name);
+        let revision = revision.as_str().unwrap_or_default();
+        assert!(
+            revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()),
+            "`{name}` must pin a hub commit, not `{revision}`"
+        );
+    }
     assert_eq!(param("awq_group_size"), 128);
     assert_eq!(param("serve_lock"), "constraints/serve.txt");
     assert_eq!(param("concurrency"), serde_json::json!([1, 4, 16, 32, 64]));

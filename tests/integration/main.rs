@@ -9,3 +9,4 @@ mod malformed;
 mod preflight;
 mod services;
 mod support;
+mod travel;

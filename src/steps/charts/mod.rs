@@ -157,8 +157,10 @@ pub fn shape(
             Chart::Lines(data::latency(&bench, data::Latency::Tpot, &t.tpot)),
         ),
     ];
+    let mut banner = None;
     if let Some(dir) = &s.cost {
         let comparison = read_comparison(&workspace.join(dir))?;
+        banner = comparison.rehearsal.clone();
         charts.push((
             "cost".into(),
             Chart::Bars(data::cost(&comparison, s.apis.as_deref(), &t.cost)),
@@ -171,7 +173,24 @@ pub fn shape(
             Chart::Retention(data::retention(&retention, &t.retention)),
         ));
     }
+    if let Some(banner) = banner {
+        for (_, chart) in &mut charts {
+            let title = chart.title_mut();
+            *title = format!("[{banner}] {title}");
+        }
+    }
     Ok(charts)
+}
+
+impl Chart {
+    /// The chart's title (a rehearsal's banner is prefixed to it).
+    pub fn title_mut(&mut self) -> &mut String {
+        match self {
+            Chart::Lines(c) => &mut c.title,
+            Chart::Bars(c) => &mut c.title,
+            Chart::Retention(c) => &mut c.title,
+        }
+    }
 }
 
 /// Reads `comparison.json` from the cost step's output directory (or the file itself).

@@ -248,3 +248,24 @@ async fn small_sizes_render_with_wrapped_captions() {
         }
     }
 }
+
+#[test]
+fn every_chart_of_a_rehearsal_carries_the_banner() {
+    // The committed cost fixture comes from a rehearsal: comparison.json carries the banner.
+    let mut charts = shaped();
+    assert_eq!(charts.len(), 5);
+    for (name, chart) in &mut charts {
+        let title = chart.title_mut();
+        assert!(
+            title.starts_with("[rehearsal: CPU figures, not a decision] "),
+            "{name}: {title}"
+        );
+    }
+    // Without the cost files nothing says whether it was a rehearsal: no banner.
+    let mut bare = settings();
+    bare.cost = None;
+    let charts = shape(&bare, &crate_root(), "charts").expect("shapes");
+    for (name, mut chart) in charts {
+        assert!(!chart.title_mut().starts_with("[rehearsal"), "{name}");
+    }
+}

@@ -54,6 +54,7 @@ pub fn build(
     let inputs_echo = echo_inputs(settings, inputs, origin, candidate_file, mix);
     let comparison = compare(settings, inputs, candidate, mix, metadata.clone());
     let cost = CostFile {
+        rehearsal: comparison.rehearsal.clone(),
         metadata,
         formula: formula(),
         inputs: inputs_echo,
@@ -248,6 +249,9 @@ fn compare(
         })
         .collect();
     ComparisonFile {
+        rehearsal: settings
+            .rehearsal
+            .then(|| super::settings::REHEARSAL_BANNER.to_string()),
         metadata,
         candidate: settings.candidate.clone(),
         gpu_name: settings.gpu.name.clone(),

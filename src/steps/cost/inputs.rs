@@ -98,6 +98,9 @@ pub struct ModelFacts {
     /// How the weights reached the engine (INT4, or dequantized to BF16), when recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weights: Option<crate::steps::metadata::WeightsInfo>,
+    /// Where the weights came from (absent in files written before Forge recorded it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl ResultMetadata {
@@ -117,8 +120,14 @@ impl ResultMetadata {
         } else {
             &self.profile
         };
+        let weights = self
+            .model
+            .as_ref()
+            .and_then(|m| m.source.as_ref())
+            .map(|s| format!(" | weights {s}"))
+            .unwrap_or_default();
         format!(
-            "profile {profile} | {hardware} | {engine} | model sha {sha} | {}",
+            "profile {profile} | {hardware} | {engine} | model sha {sha}{weights} | {}",
             self.date
         )
     }

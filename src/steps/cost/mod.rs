@@ -2,6 +2,7 @@
 //! across utilizations) against dated API prices, with break-even volumes. See `docs/cost.md`.
 
 pub mod build;
+pub mod gpu;
 pub mod inputs;
 pub mod math;
 pub mod model;
@@ -39,6 +40,22 @@ pub enum CostError {
     /// A pricing file is missing or unusable.
     #[error(transparent)]
     Pricing(#[from] PricingError),
+    /// The bench results were measured on another GPU than the one priced.
+    #[error(
+        "cost step `{step}`: `{file}` ({label}) was measured on {measured}, but the price is for {priced}\nhint: price the GPU that was measured (`gpu_name` and `gpu_hourly_usd` in the profile), or declare the profile a rehearsal (`rehearsal = true`) if these figures are not meant to decide anything"
+    )]
+    GpuMismatch {
+        /// The step id.
+        step: String,
+        /// The bench label.
+        label: String,
+        /// The bench summary file.
+        file: String,
+        /// What the results were measured on.
+        measured: String,
+        /// The GPU that was priced.
+        priced: String,
+    },
     /// The step was given no output path.
     #[error(
         "cost step `{0}` declares no output\nhint: add `outputs = [\"results/<profile>/cost\"]` to the step"
@@ -76,6 +93,17 @@ pub async fn run_step(s: &CostSettings, io: &StepIo) -> Result<CostReport, CostE
             problem,
         })?;
     let loaded = load(s, &io.workspace)?;
+    if !s.rehearsal
+        && let Some(m) = gpu::first_mismatch(&s.gpu.name, &loaded.bench)
+    {
+        return Err(CostError::GpuMismatch {
+            step: io.step_id.clone(),
+            label: m.label,
+            file: m.file,
+            measured: m.measured,
+            priced: s.gpu.name.clone(),
+        });
+    }
     let candidate_meta = &loaded.bench[&s.candidate].1.metadata;
     let metadata = metadata(&io.provenance, candidate_meta, &now_rfc3339());
     let report = build::build(s, &loaded, metadata, &format!("settings:{}", io.step_id));

@@ -39,6 +39,9 @@ pub struct CostReport {
 /// `cost.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CostFile {
+    /// `rehearsal: CPU figures, not a decision` when the profile is a rehearsal; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehearsal: Option<String>,
     /// Provenance (hardware, engine and model from the candidate's bench summary).
     pub metadata: serde_json::Value,
     /// The formula used and its source.
@@ -167,6 +170,9 @@ pub struct LevelCost {
 /// `comparison.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ComparisonFile {
+    /// The rehearsal banner (same as `cost.json`); absent for a real run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehearsal: Option<String>,
     /// Provenance (same as `cost.json`).
     pub metadata: serde_json::Value,
     /// The candidate label.

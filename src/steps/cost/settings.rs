@@ -34,7 +34,14 @@ pub struct CostSettings {
     /// Share of API input tokens assumed to hit the prompt cache (0 = none).
     #[serde(default)]
     pub cached_input_share: f64,
+    /// The profile is a rehearsal (`rehearsal = true` in the profile): the figures were not
+    /// measured on the priced GPU, and every result says so instead of refusing.
+    #[serde(default)]
+    pub rehearsal: bool,
 }
+
+/// The banner every result of a rehearsal carries (cost files, charts, report).
+pub const REHEARSAL_BANNER: &str = "rehearsal: CPU figures, not a decision";
 
 /// The GPU the candidate runs on and what it costs.
 #[derive(Debug, Clone, Deserialize)]

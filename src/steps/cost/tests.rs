@@ -200,3 +200,24 @@ async fn committed_cost_fixture_is_current() {
         );
     }
 }
+
+#[tokio::test]
+async fn figures_measured_off_the_priced_gpu_are_refused_unless_a_rehearsal() {
+    let real: CostSettings = toml::from_str(&REHEARSAL_COST_TOML.replace("rehearsal = true", ""))
+        .expect("settings parse");
+    assert!(!real.rehearsal);
+    let (dir, report) = run(&real).await;
+    let message = report
+        .expect_err("CPU figures priced as an A5000")
+        .to_string();
+    insta::assert_snapshot!("gpu_mismatch", message);
+    assert!(!dir.path().join("cost").exists(), "nothing written");
+
+    let (dir, report) = run(&settings("")).await;
+    let report = report.expect("a rehearsal runs");
+    let banner = Some("rehearsal: CPU figures, not a decision".to_string());
+    assert_eq!(report.cost.rehearsal, banner);
+    assert_eq!(report.comparison.rehearsal, banner);
+    let written = std::fs::read_to_string(dir.path().join("cost/cost.json")).expect("cost.json");
+    assert!(written.contains("\"rehearsal\": \"rehearsal: CPU figures, not a decision\""));
+}

@@ -39,6 +39,12 @@ pub struct ReportContext {
     pub inputs: Vec<(String, String)>,
     /// Decode roofline rows (chart 1's ceiling): label, GB/s, GB per step, tok/s at c = 1.
     pub roofline: Vec<[String; 4]>,
+    /// The rehearsal banner (`rehearsal: CPU figures, not a decision`) from `cost.json`.
+    pub rehearsal: Option<String>,
+    /// A warning when the last gated run skipped the rehearsal gate.
+    pub gate_warning: Option<String>,
+    /// Which rehearsal gated these results.
+    pub gated_by: Option<String>,
 }
 
 /// The headline answer's figures.

@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod format;
+pub mod gate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,10 @@ pub struct ReportSettings {
     /// The decode roofline facts chart 1 used (same shape as the charts step's `roofline`).
     #[serde(default)]
     pub roofline: Option<crate::steps::charts::settings::RooflineSettings>,
+    /// The run's gate file (`<results>/gate.json`): a skipped gate shows as a warning, a passed
+    /// one names the rehearsal. Absent file: nothing to say.
+    #[serde(default)]
+    pub gate: Option<PathBuf>,
     /// Report title.
     #[serde(default = "default_title")]
     pub title: String,
@@ -75,6 +80,16 @@ pub enum ReportError {
     /// The cost files are missing or unusable.
     #[error("cannot use `{path}`: {message}\nhint: run the cost step first")]
     Cost {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The gate file is unusable.
+    #[error(
+        "cannot use `{path}`: {message}\nhint: restore it from git, or delete it and run the gated profile again"
+    )]
+    Gate {
         /// The file.
         path: PathBuf,
         /// What went wrong.
@@ -211,6 +226,7 @@ pub fn build_context(
     for file in &cost.inputs.pricing_files {
         inputs.push(("pricing".to_string(), link(Path::new(file))));
     }
+    let gate = gate::notes(workspace, s.gate.as_deref())?;
     let sources = Sources {
         cost,
         comparison,
@@ -240,6 +256,9 @@ pub fn build_context(
         charts: charts(workspace, s.charts.as_deref(), &link),
         inputs,
         roofline: context::roofline_rows(s.roofline.as_ref()),
+        rehearsal: sources.cost.rehearsal.clone(),
+        gate_warning: gate.warning,
+        gated_by: gate.gated_by,
     })
 }
 

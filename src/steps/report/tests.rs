@@ -140,6 +140,7 @@ pricing = ["pricing"]
 apis = ["gpt-4o-mini", "claude-3-haiku"]
 gpu = {{ name = "RTX A5000", hourly_usd = 0.468, price_source = "https://docs.runpod.io/serverless/pricing", price_date = "2026" }}
 slo = {{ p99_ttft_ms = 500.0, p99_tpot_ms = 30.0 }}
+rehearsal = true
 "#)).expect("cost settings");
     crate::steps::cost::run_step(&cost, &at("cost", vec![results.join("cost")]))
         .await
@@ -206,4 +207,84 @@ roofline = {{ memory_bandwidth_gbs = 40.0, bytes_per_token_gb = {{ awq = 0.16, b
     ] {
         assert!(log.contains(line), "{log}");
     }
+}
+
+/// Renders the fixture report with a gate file written by the type `forge run` writes.
+async fn render_with_gate(
+    gate: Option<&crate::gate::GateFile>,
+    raw: Option<&str>,
+) -> Result<ReportOutput, ReportError> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gate.json");
+    if let Some(gate) = gate {
+        std::fs::write(&path, serde_json::to_vec(gate).expect("json")).expect("write");
+    }
+    if let Some(raw) = raw {
+        std::fs::write(&path, raw).expect("write");
+    }
+    let extra = format!("gate = {:?}", path.display().to_string());
+    let s: ReportSettings =
+        toml::from_str(&format!("{FIXTURE_REPORT_TOML}\n{extra}")).expect("settings parse");
+    let io = step_io(
+        "report",
+        dir.path(),
+        vec![dir.path().join("report.md"), dir.path().join("report.html")],
+    );
+    run_step(&s, &io).await
+}
+
+#[tokio::test]
+async fn a_skipped_gate_is_a_visible_warning_and_a_passed_one_names_the_rehearsal() {
+    let skipped = crate::gate::GateFile::Skipped {
+        gate: crate::cache::GateSkipped {
+            required: "m1-rehearsal".into(),
+            reason: "`m1-rehearsal` has never completed a run of this pipeline".into(),
+            at: "2026-12-01T10:00:00Z".into(),
+        },
+    };
+    let out = render_with_gate(Some(&skipped), None)
+        .await
+        .expect("renders");
+    let warning = "> **Warning:** the run of 2026-12-01T10:00:00Z skipped the `m1-rehearsal` rehearsal gate (`--skip-gate`): `m1-rehearsal` has never completed a run of this pipeline.";
+    assert!(
+        out.markdown.lines().any(|l| l.starts_with(warning)),
+        "{}",
+        out.markdown
+    );
+    assert!(out.html.contains(
+        "<p class=\"warning\"><strong>Warning:</strong> the run of 2026-12-01T10:00:00Z skipped"
+    ));
+    assert!(!out.markdown.contains("gated by"));
+
+    let passed = crate::gate::GateFile::Passed {
+        gate: crate::cache::GatePassed {
+            required: "m1-rehearsal".into(),
+            manifest_digest: "0123456789abcdef0123".into(),
+            forge_version: "0.1.0".into(),
+            finished_at: "2026-12-01T09:00:00Z".into(),
+            inputs: [("scripts/forge_env.py".to_string(), "d".to_string())].into(),
+            checked_at: "2026-12-01T11:00:00Z".into(),
+        },
+    };
+    let out = render_with_gate(Some(&passed), None)
+        .await
+        .expect("renders");
+    assert!(!out.markdown.contains("Warning"), "{}", out.markdown);
+    assert!(out.markdown.contains("; gated by the `m1-rehearsal` run that finished 2026-12-01T09:00:00Z (Forge 0.1.0, manifest blake3 0123456789ab, 1 step-code inputs matched)"), "{}", out.markdown);
+
+    let none = render_with_gate(None, None).await.expect("renders");
+    assert!(!none.markdown.contains("Warning") && !none.markdown.contains("gated by"));
+}
+
+#[tokio::test]
+async fn an_unreadable_gate_file_is_named() {
+    let err = render_with_gate(None, Some("{\"status\": \"maybe\"}"))
+        .await
+        .expect_err("a corrupt gate file is an error");
+    let message = err.to_string();
+    assert!(
+        message.contains("gate.json`: unknown variant `maybe`"),
+        "{message}"
+    );
+    assert!(message.contains("hint: restore it from git"), "{message}");
 }

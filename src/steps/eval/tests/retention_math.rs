@@ -34,6 +34,7 @@ fn scores(label: &str, results: Vec<ScoreRow>) -> EvalScores {
         sha: Some("abc".into()),
         label: Some(label.into()),
         weights: None,
+        source: None,
     });
     EvalScores {
         metadata: EvalMetadata {
