@@ -110,7 +110,10 @@ fn the_a5000_profile_is_complete_and_fits_a_24_gb_card() {
         "one {max_len}-token request must fit: {kv_tokens:.0} tokens of KV cache"
     );
     assert_eq!(param("awq_group_size"), 128);
-    assert_eq!(param("serve_lock"), "constraints/serve.txt");
+    assert_eq!(
+        param("serve_lock"),
+        serde_json::json!({ "linux-x86_64": "constraints/serve.txt" })
+    );
     assert_eq!(param("concurrency"), serde_json::json!([1, 4, 16, 32, 64]));
     assert_eq!(param("prompts_per_level"), 256);
     assert_eq!(param("enforce_eager"), false);
