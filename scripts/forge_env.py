@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Build Forge's Python environments from pinned lock files, unattended (stdlib only, Python >= 3.11).
 
-Two subcommands:
+Three subcommands:
 
   lock   resolve a spec (`constraints/*.in`) into an exact lock (`constraints/*.txt`) with uv.
          Developers run it when a pin changes; the pipeline never does.
+  check  re-resolve a spec for a committed lock's platform and fail when the pins differ (CI).
   build  create a relocatable venv from one or more locks, install every pinned distribution with
          `--no-deps` (the lock is the complete, already-resolved set, so nothing is re-resolved at
          build time), apply the lock's directives, run its smoke checks and write `forge-env.json`.
@@ -405,6 +406,28 @@ def cmd_lock(args: argparse.Namespace) -> None:
     log(f"wrote {out} ({len(requirement_lines(out))} pins)")
 
 
+def cmd_check(args: argparse.Namespace) -> None:
+    """Re-resolves a spec for the lock's platform, keeping the lock's pins, and fails when the
+    result differs from the committed lock (a pin that no longer resolves, or a spec edited
+    without re-locking)."""
+    lock = Path(args.lock).resolve()
+    tags = [rest[0] for name, rest in read_directives(lock) if name == "platform"]
+    if len(tags) != 1:
+        raise EnvError(f"{lock}: expected one `{DIRECTIVE} platform` line, found {len(tags)}")
+    with tempfile.TemporaryDirectory() as td:
+        fresh = Path(td) / lock.name
+        cmd_lock(argparse.Namespace(spec=args.spec, out=str(fresh), tool_cache=args.tool_cache,
+                                    python_version=args.python_version, platform=tags[0],
+                                    constraint=[str(lock), *args.constraint]))
+        want, got = set(requirement_lines(lock)), set(requirement_lines(fresh))
+    if want != got:
+        lines = [f"  - {p}" for p in sorted(want - got)] + [f"  + {p}" for p in sorted(got - want)]
+        raise EnvError(f"{lock.name} no longer matches {args.spec} resolved for {tags[0]}:\n"
+                       + "\n".join(lines) + f"\nRe-lock it: forge_env.py lock --spec {args.spec} --out "
+                       f"{args.lock} --platform {tags[0]}, with the same --constraint files.")
+    log(f"{lock.name}: {len(want)} pins resolve for {tags[0]}")
+
+
 # ---------------------------------------------------------------- build
 
 
@@ -538,9 +561,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="uv's --python-platform to resolve for (default: %(default)s)")
     lk.add_argument("--constraint", action="append", default=[],
                     help="another lock whose pins this one keeps where both have a package (repeatable)")
+    ck = sub.add_parser("check", help="check that a committed lock still resolves from its spec")
+    ck.add_argument("--spec", required=True)
+    ck.add_argument("--lock", required=True)
+    ck.add_argument("--python-version", default=LOCK_PYTHON)
+    ck.add_argument("--constraint", action="append", default=[],
+                    help="a lock the committed one was resolved under (repeatable)")
     args = ap.parse_args(argv)
     try:
-        {"build": cmd_build, "lock": cmd_lock}[args.cmd](args)
+        {"build": cmd_build, "lock": cmd_lock, "check": cmd_check}[args.cmd](args)
     except EnvError as e:
         print(f"forge_env: error: {e}", file=sys.stderr)
         return 2
