@@ -11,6 +11,7 @@ pub mod io;
 pub mod metadata;
 pub mod process;
 pub mod report;
+pub mod url;
 
 use std::future::Future;
 use std::pin::Pin;
