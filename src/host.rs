@@ -62,7 +62,8 @@ pub struct Host {
     pub emulated: Option<String>,
 }
 
-/// The extensions Forge reports; everything else in `/proc/cpuinfo` is noise for its decisions.
+/// The extensions Forge reports, in `/proc/cpuinfo`'s names; everything else is noise for its
+/// decisions.
 const RELEVANT: &[&str] = &[
     "avx",
     "avx2",
@@ -146,6 +147,11 @@ impl Host {
         }
     }
 
+    /// The CPU model name alone (result metadata), without reading the rest.
+    pub fn cpu_model() -> String {
+        platform::cpu_model().unwrap_or_else(|| std::env::consts::ARCH.to_string())
+    }
+
     /// Whether the CPU has an extension (after emulation).
     pub fn has(&self, feature: &str) -> bool {
         self.cpu_features.iter().any(|f| f == feature)
@@ -163,7 +169,8 @@ impl Host {
     }
 }
 
-/// The `/proc` readings; other systems fall back to what the standard library knows.
+/// The `/proc` readings on Linux; systems other than Linux and macOS fall back to what the
+/// standard library knows.
 #[cfg(target_os = "linux")]
 mod platform {
     pub fn memory_bytes() -> Option<u64> {
@@ -187,7 +194,39 @@ mod platform {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+/// `sysctl` readings on macOS (no `/proc` there): `hw.memsize`, `machdep.cpu.brand_string` and
+/// the `hw.optional.*` feature flags.
+#[cfg(target_os = "macos")]
+mod platform {
+    /// `sysctl NAME...` output (`name: value` lines); an unknown name is left out, not an error.
+    fn sysctl(names: &[&str]) -> Option<String> {
+        let output = std::process::Command::new("/usr/sbin/sysctl")
+            .args(names)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        Some(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    pub fn memory_bytes() -> Option<u64> {
+        super::field(&sysctl(&["hw.memsize"])?, &["hw.memsize"])?
+            .parse()
+            .ok()
+    }
+
+    pub fn cpu_model() -> Option<String> {
+        let name = "machdep.cpu.brand_string";
+        super::field(&sysctl(&[name])?, &[name])
+    }
+
+    pub fn cpu_flags() -> Vec<String> {
+        sysctl(&["hw.optional"])
+            .map(|text| super::sysctl_flags(&text))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod platform {
     pub fn memory_bytes() -> Option<u64> {
         None
@@ -202,8 +241,47 @@ mod platform {
     }
 }
 
-/// The value of the first `name : value` line whose name is one of `names`.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+/// macOS's `hw.optional.*` names for the extensions in [`RELEVANT`], which uses Linux's
+/// `/proc/cpuinfo` names (Apple's list: "Determining instruction set characteristics" in the
+/// `sysctlbyname` documentation). Intel Macs name AVX and AVX2 `avx1_0` and `avx2_0`.
+const SYSCTL_NAMES: &[(&str, &str)] = &[
+    ("hw.optional.avx1_0", "avx"),
+    ("hw.optional.avx2_0", "avx2"),
+    ("hw.optional.fma", "fma"),
+    ("hw.optional.f16c", "f16c"),
+    ("hw.optional.avx512f", "avx512f"),
+    ("hw.optional.avx512bw", "avx512bw"),
+    ("hw.optional.avx512dq", "avx512dq"),
+    ("hw.optional.avx512vl", "avx512vl"),
+    ("hw.optional.avx512cd", "avx512cd"),
+    ("hw.optional.AdvSIMD", "asimd"),
+    ("hw.optional.neon", "asimd"),
+    ("hw.optional.arm.FEAT_DotProd", "asimddp"),
+    ("hw.optional.arm.FEAT_BF16", "bf16"),
+    ("hw.optional.arm.FEAT_I8MM", "i8mm"),
+    ("hw.optional.arm.FEAT_SVE", "sve"),
+    ("hw.optional.arm.FEAT_SVE2", "sve2"),
+];
+
+/// The extensions a `sysctl hw.optional` listing reports as present (`name: 1`), in Linux's
+/// names.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+fn sysctl_flags(text: &str) -> Vec<String> {
+    let mut flags: Vec<String> = Vec::new();
+    for (key, value) in text.lines().filter_map(|line| line.split_once(':')) {
+        let Some((_, flag)) = SYSCTL_NAMES.iter().find(|(name, _)| *name == key.trim()) else {
+            continue;
+        };
+        if value.trim() == "1" && !flags.iter().any(|f| f == flag) {
+            flags.push(flag.to_string());
+        }
+    }
+    flags
+}
+
+/// The value of the first `name : value` line whose name is one of `names` (`/proc/cpuinfo`,
+/// `sysctl` output).
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 fn field(text: &str, names: &[&str]) -> Option<String> {
     names.iter().find_map(|name| {
         text.lines()
@@ -265,6 +343,63 @@ mod tests {
         let old = Host::from_parts("linux", "x86_64", 1, None, None, flags("sse2 avx"), None);
         assert_eq!(old.isa, IsaLevel::X86Baseline);
         assert_eq!(old.template_facts()["isa"], "x86-64");
+    }
+
+    /// `sysctl hw.optional` as an Apple M2 prints it, trimmed (an M1 has FEAT_BF16 and FEAT_I8MM 0).
+    const M2_SYSCTL: &str = "hw.optional.arm.FEAT_DotProd: 1
+hw.optional.arm.FEAT_BF16: 1
+hw.optional.arm.FEAT_I8MM: 1
+hw.optional.arm.FEAT_SME: 0
+hw.optional.floatingpoint: 1
+hw.optional.neon: 1
+hw.optional.AdvSIMD: 1
+hw.optional.armv8_crc32: 1
+";
+
+    /// `sysctl hw.optional` as an Intel Mac with AVX-512 (Xeon W) prints it, trimmed.
+    const INTEL_MAC_SYSCTL: &str = "hw.optional.sse4_2: 1
+hw.optional.avx1_0: 1
+hw.optional.fma: 1
+hw.optional.avx2_0: 1
+hw.optional.avx512f: 1
+hw.optional.avx512cd: 1
+hw.optional.avx512dq: 1
+hw.optional.avx512bw: 1
+hw.optional.avx512vl: 1
+hw.optional.avx512ifma: 1
+";
+
+    #[test]
+    fn sysctl_flags_on_apple_silicon_and_intel_macs() {
+        let m2 = sysctl_flags(M2_SYSCTL);
+        assert_eq!(m2, ["asimddp", "bf16", "i8mm", "asimd"]);
+        let m1 = sysctl_flags(
+            &M2_SYSCTL
+                .replace("FEAT_BF16: 1", "FEAT_BF16: 0")
+                .replace("FEAT_I8MM: 1", "FEAT_I8MM: 0"),
+        );
+        let host = Host::from_parts("macos", "aarch64", 8, None, None, m1, None);
+        assert_eq!(host.isa, IsaLevel::Arm64);
+        assert!(host.has("asimd") && !host.has("bf16") && !host.has("i8mm"));
+
+        let intel = sysctl_flags(INTEL_MAC_SYSCTL);
+        let host = Host::from_parts("macos", "x86_64", 8, None, None, intel, None);
+        assert_eq!(host.isa, IsaLevel::Avx512);
+        assert!(host.has("avx") && host.has("fma") && host.has("avx512cd"));
+        let avx2 = sysctl_flags(&INTEL_MAC_SYSCTL.replace("avx512f: 1", "avx512f: 0"));
+        let host = Host::from_parts("macos", "x86_64", 8, None, None, avx2, None);
+        assert_eq!(host.isa, IsaLevel::Avx2);
+    }
+
+    #[test]
+    fn sysctl_memory_and_brand_string() {
+        let text = "hw.memsize: 17179869184\nmachdep.cpu.brand_string: Apple M2\n";
+        assert_eq!(field(text, &["hw.memsize"]).as_deref(), Some("17179869184"));
+        let intel = "machdep.cpu.brand_string: Intel(R) Xeon(R) W-3223 CPU @ 3.50GHz\n";
+        assert_eq!(
+            field(intel, &["machdep.cpu.brand_string"]).as_deref(),
+            Some("Intel(R) Xeon(R) W-3223 CPU @ 3.50GHz")
+        );
     }
 
     #[test]

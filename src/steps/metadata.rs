@@ -1,5 +1,5 @@
 //! The shared `metadata` object at the top of every result file (schema in `docs/results.md`):
-//! provenance, host facts (host name, CPU model from `/proc/cpuinfo`, GPU from `nvidia-smi`),
+//! provenance, host facts (host name, CPU model from [`crate::host`], GPU from `nvidia-smi`),
 //! the serving engine (service fact, else `GET /version`) and the model (service facts).
 //! Each kind flattens [`Metadata`] into its own metadata type and appends its extra keys.
 
@@ -24,7 +24,7 @@ pub struct Metadata {
     pub host: String,
     /// The host's first GPU, `null` when `nvidia-smi` is absent or fails.
     pub gpu: Option<GpuInfo>,
-    /// CPU model name (`/proc/cpuinfo`).
+    /// CPU model name (`/proc/cpuinfo` on Linux, `sysctl` on macOS).
     pub cpu: String,
     /// The serving engine measured, `null` when unknown.
     pub engine: Option<EngineInfo>,
@@ -112,15 +112,12 @@ pub struct HostFacts {
 }
 
 impl HostFacts {
-    /// Reads the clock, the host name, `/proc/cpuinfo` and `nvidia-smi`.
+    /// Reads the clock, the host name, the CPU model and `nvidia-smi`.
     pub async fn gather() -> Self {
         Self {
             date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             host: host_name(),
-            cpu: std::fs::read_to_string("/proc/cpuinfo")
-                .ok()
-                .and_then(|text| cpu_model(&text))
-                .unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+            cpu: crate::host::Host::cpu_model(),
             gpu: nvidia_smi().await,
         }
     }
@@ -169,9 +166,11 @@ impl Metadata {
     }
 }
 
-/// `/proc/sys/kernel/hostname`, else `$HOSTNAME`, else `unknown`.
+/// `/proc/sys/kernel/hostname` (Linux), else `gethostname` (macOS), else `$HOSTNAME`, else
+/// `unknown`.
 fn host_name() -> String {
     read_trimmed("/proc/sys/kernel/hostname")
+        .or_else(system_host_name)
         .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
         .unwrap_or_else(|| "unknown".to_string())
 }
@@ -182,13 +181,18 @@ fn read_trimmed(path: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
 }
 
-/// The first `model name` line of `/proc/cpuinfo`.
-fn cpu_model(cpuinfo: &str) -> Option<String> {
-    cpuinfo
-        .lines()
-        .find(|line| line.starts_with("model name"))
-        .and_then(|line| line.split_once(':'))
-        .map(|(_, name)| name.trim().to_string())
+/// `gethostname(3)`.
+fn system_host_name() -> Option<String> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; the result is NUL-terminated within it when the
+    // call succeeds (the last byte stays 0 for a name that fills it).
+    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len() - 1) };
+    if status != 0 {
+        return None;
+    }
+    let name = std::ffi::CStr::from_bytes_until_nul(&buffer).ok()?;
+    let name = name.to_string_lossy().trim().to_string();
+    (!name.is_empty()).then_some(name)
 }
 
 /// Parses one `nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader`
@@ -305,10 +309,15 @@ mod tests {
     }
 
     #[test]
-    fn cpu_model_reads_the_first_model_name() {
-        let text = "processor\t: 0\nmodel name\t: AMD EPYC\nflags: x\nmodel name\t: other\n";
-        assert_eq!(cpu_model(text).as_deref(), Some("AMD EPYC"));
-        assert_eq!(cpu_model("processor: 0\n"), None);
+    fn gethostname_is_the_name_linux_keeps_in_proc() {
+        let name = system_host_name().expect("gethostname");
+        assert!(!name.is_empty());
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            Some(name),
+            read_trimmed("/proc/sys/kernel/hostname"),
+            "macOS reads the same name through gethostname"
+        );
     }
 
     fn service() -> ServiceInfo {

@@ -13,6 +13,7 @@ pub mod model_source;
 pub mod process;
 pub mod report;
 pub mod root_cause;
+pub mod url;
 
 use std::future::Future;
 use std::pin::Pin;

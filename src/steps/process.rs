@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+mod parent_death;
+
 /// Variables every child gets from Forge's environment, besides the declared ones: the basics of
 /// a shell, and how this machine reaches the network (proxies, CA bundles, package indexes,
 /// caches). None of these decide what a step produces, so none enter keys.
@@ -102,14 +104,7 @@ pub fn spawn(
         .stdout(out)
         .stderr(err)
         .process_group(0);
-    // SAFETY: prctl is async-signal-safe; it only asks the kernel to signal the child when
-    // Forge dies, so a killed Forge does not leave the group leader running.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
+    parent_death::arrange(&mut command);
     let child = command.spawn()?;
     let pgid = child
         .id()

@@ -221,7 +221,10 @@ fn the_a5000_profile_is_complete_and_fits_a_24_gb_card() {
         );
     }
     assert_eq!(param("awq_group_size"), 128);
-    assert_eq!(param("serve_lock"), "constraints/serve.txt");
+    assert_eq!(
+        param("serve_lock"),
+        serde_json::json!({ "linux-x86_64": "constraints/serve.txt" })
+    );
     assert_eq!(param("concurrency"), serde_json::json!([1, 4, 16, 32, 64]));
     assert_eq!(param("prompts_per_level"), 256);
     assert_eq!(param("enforce_eager"), false);
@@ -323,4 +326,58 @@ fn the_rehearsal_serves_awq_as_int4_only_where_the_cpu_build_has_the_kernel() {
     let served = repo_pipeline("m1-rehearsal").steps["serve-awq"].clone();
     assert_eq!(served.model.as_deref(), Some(".forge/models/awq-served"));
     assert!(served.pass_env.contains(&"FORGE_EMULATE_CPU".to_string()));
+}
+
+#[test]
+fn the_rehearsal_model_is_offline_by_default_and_a_hub_model_through_set() {
+    let run = |p: &forge::manifest::Pipeline, id: &str| p.steps[id].run.clone().unwrap_or_default();
+    let default = repo_pipeline("m1-rehearsal");
+    assert!(
+        run(&default, "model").contains("prepare_tiny_model.py wheel --out"),
+        "{}",
+        run(&default, "model")
+    );
+    assert_eq!(default.steps["serve-bf16"].env["HF_HUB_OFFLINE"], "1");
+
+    let qwen = repo_pipeline_with("m1-rehearsal", &["model=Qwen/Qwen2.5-0.5B-Instruct"]);
+    assert!(
+        run(&qwen, "model").contains(
+            "prepare_tiny_model.py hub --id Qwen/Qwen2.5-0.5B-Instruct --revision main --out"
+        ),
+        "{}",
+        run(&qwen, "model")
+    );
+    assert_eq!(qwen.steps["serve-bf16"].env["HF_HUB_OFFLINE"], "0");
+    assert!(
+        qwen.steps["model"]
+            .pass_env
+            .contains(&"HF_TOKEN".to_string())
+    );
+}
+
+#[test]
+fn the_environment_steps_build_this_platforms_locks() {
+    let p = repo_pipeline("m1-rehearsal");
+    let suffix = match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("linux", "x86_64") => "",
+        ("linux", "aarch64") => "-linux-aarch64",
+        ("macos", "aarch64") => "-macos-aarch64",
+        other => panic!("no locks for {other:?}"),
+    };
+    let lock = |name: &str| format!("constraints/{name}{suffix}.txt");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (id, locks) in [
+        ("env_serve", vec![lock("serve-cpu")]),
+        ("env_eval", vec![lock("serve-cpu"), lock("eval")]),
+        ("env_quantize", vec![lock("quantize")]),
+    ] {
+        let step = &p.steps[id];
+        let flags: String = locks.iter().map(|l| format!(" --lock {l}")).collect();
+        let run = step.run.clone().unwrap_or_default();
+        assert!(run.contains(&format!("build{flags} --out")), "{id}: {run}");
+        for l in &locks {
+            assert!(step.inputs.contains(l), "{id}: {:?}", step.inputs);
+            assert!(root.join(l).is_file(), "{l}");
+        }
+    }
 }

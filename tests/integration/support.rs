@@ -172,7 +172,20 @@ pub fn free_port() -> u16 {
 }
 
 /// True while a process with this pid exists (and is not a zombie we could not reap).
+#[cfg(target_os = "linux")]
 pub fn alive(pid: i32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     !stat.is_empty() && !stat.contains(") Z ")
+}
+
+/// True while a process with this pid exists (and is not a zombie we could not reap); macOS has
+/// no `/proc`, `ps` prints the state.
+#[cfg(not(target_os = "linux"))]
+pub fn alive(pid: i32) -> bool {
+    let state = std::process::Command::new("ps")
+        .args(["-o", "stat=", "-p", &pid.to_string()])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_default();
+    !state.is_empty() && !state.starts_with('Z')
 }

@@ -184,6 +184,10 @@ impl BenchArgs {
 pub async fn run_adhoc(args: BenchArgs) -> Result<(), BenchError> {
     let settings = args.settings()?;
     let base = args.url.trim_end_matches('/').to_string();
+    crate::steps::url::check_scheme(&base).map_err(|message| BenchError::Settings {
+        field: "--url".into(),
+        message,
+    })?;
     let model = match &args.model {
         Some(m) => m.clone(),
         None => first_model(&base).await?,

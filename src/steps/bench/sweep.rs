@@ -63,6 +63,10 @@ pub async fn run_step(settings: &BenchSettings, io: &StepIo) -> Result<BenchSumm
         }
     };
     let base = base.trim_end_matches('/').to_string();
+    crate::steps::url::check_scheme(&base).map_err(|message| BenchError::Settings {
+        field: "base_url".into(),
+        message,
+    })?;
     let served = service
         .as_ref()
         .and_then(|s| s.facts.get("served_name"))

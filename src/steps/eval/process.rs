@@ -239,7 +239,7 @@ mod tests {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         // Gone, or a zombie waiting for init to reap it: either way no longer running.
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = process_state(pid);
         let running = !state.is_empty()
             && state
                 .rsplit(')')
@@ -249,6 +249,23 @@ mod tests {
             !running,
             "the grandchild `sleep` survived the group kill: {state}"
         );
+    }
+
+    /// `/proc/PID/stat` on Linux; `ps`'s state column in the same `(name) STATE` shape on macOS.
+    fn process_state(pid: i32) -> String {
+        if cfg!(target_os = "linux") {
+            return std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        }
+        let out = std::process::Command::new("ps")
+            .args(["-o", "stat=", "-p", &pid.to_string()])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .unwrap_or_default();
+        if out.is_empty() {
+            out
+        } else {
+            format!("{pid} (ps) {out}")
+        }
     }
 
     #[tokio::test]

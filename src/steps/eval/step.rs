@@ -143,6 +143,10 @@ pub(crate) fn target<'a>(settings: &EvalSettings, io: &'a StepIo) -> Result<Targ
             )));
         }
     };
+    crate::steps::url::check_scheme(&base_url).map_err(|message| EvalError::Settings {
+        field: "base_url".into(),
+        message,
+    })?;
     let model = settings
         .model
         .clone()
