@@ -32,6 +32,8 @@ pub struct Pipeline {
     pub profile_digest: String,
     /// The profile whose complete run this one requires (`requires` in the profile chain).
     pub requires: Option<String>,
+    /// The profile chain's `[remote]` table, validated (what `forge run --remote` rents).
+    pub remote: Option<crate::remote::config::Remote>,
 }
 
 impl Pipeline {

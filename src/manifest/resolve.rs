@@ -59,6 +59,7 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
         );
     }
     profiles::apply_sets(&mut params, &options.sets, &mut errors);
+    let remote = crate::remote::config::resolve(&chain, &files, &mut errors);
     let declared = declare_steps(&raw, &chain, &files, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
@@ -116,6 +117,7 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
             .iter()
             .rev()
             .find_map(|p| p.raw.requires.as_ref().map(|r| r.get_ref().clone())),
+        remote,
     };
     crate::graph::validate(&pipeline, &files[0], &declared_spans(&declared))?;
     Ok(pipeline)

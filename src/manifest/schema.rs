@@ -116,6 +116,8 @@ pub struct RawProfile {
     /// Step setting overrides, by step id.
     #[serde(default)]
     pub steps: IndexMap<Spanned<String>, Spanned<RawStepOverlay>>,
+    /// Where `forge run --remote` rents its machine (see `crate::remote::config`).
+    pub remote: Option<crate::remote::config::RawRemote>,
 }
 
 /// What a profile may change in a step. The graph (kind, needs, matrix) stays the manifest's.
