@@ -11,6 +11,9 @@ use crate::manifest::{self, LoadOptions, Pipeline};
 use super::config::Remote;
 use super::task::{self, TaskSpec};
 
+/// The workdir's `.skyignore`: nothing is excluded (the workdir is already exactly what runs).
+const SKYIGNORE: &str = "# Written by forge run --remote: upload this workdir as it is (git archive of one commit\n# plus the rehearsal's lock file); without this file SkyPilot would apply .gitignore.\n";
+
 /// A profile ready to launch.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -179,6 +182,10 @@ pub fn prepare(
     }
     let workspace = relative(&pipeline.workspace, root)?;
     carry_rehearsal_lock(&pipeline, root, &workdir)?;
+    // Without a `.skyignore`, SkyPilot filters the upload through `.gitignore`, which would drop
+    // the rehearsal's lock file carried above (`sky/utils/command_runner.py`, 0.14.1).
+    std::fs::write(workdir.join(".skyignore"), SKYIGNORE)
+        .map_err(|e| io("write `.skyignore`", e))?;
     let manifest_abs =
         std::fs::canonicalize(&request.manifest).map_err(|e| io("find the manifest", e))?;
     let manifest = relative(&manifest_abs, &pipeline.workspace)?;

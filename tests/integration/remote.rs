@@ -186,6 +186,12 @@ fn a_remote_run_lands_verified_results_tears_down_and_says_what_it_cost() {
     let (output, stderr) = remote(&ws, "paid", &[]);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(ws.read("results/paid/a.txt"), "size 100\n");
+    // What SkyPilot would upload: the commit, the rehearsal's record, and a `.skyignore` so
+    // that `.gitignore` (which ignores `results/`) does not filter the upload.
+    let workdir = ws.path().join(".forge/remote/paid/workdir");
+    assert!(workdir.join("results/rehearsal/forge.lock").is_file());
+    assert!(workdir.join(".skyignore").is_file());
+    assert!(!workdir.join("fake").exists(), "only committed files");
     let log = calls(&ws);
     assert!(log.contains("sky launch -c forge-paid-"), "{log}");
     assert!(log.contains("--secret FORGE_TEST_TOKEN"), "{log}");
