@@ -97,16 +97,16 @@ pub fn render(c: &Comparison) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:14}  {:12}  {:>6}  {:>12}  {:>9}  {:>9}  {:>12}  {:>9}  {:>9}",
+        "{:14}  {:12}  {:>6}  {:>12}  {:>10}  {:>10}  {:>12}  {:>10}  {:>10}",
         "PROFILE",
         "GPU",
         "$/H",
         "PEAK $/1M",
-        "P99 TTFT",
-        "P99 TPOT",
+        "PEAK TTFT",
+        "PEAK TPOT",
         "SLO $/1M",
-        "P99 TTFT",
-        "P99 TPOT"
+        "SLO TTFT",
+        "SLO TPOT"
     );
     for r in &c.rows {
         let (slo_usd, slo_ttft, slo_tpot) = match &r.slo {
@@ -119,7 +119,7 @@ pub fn render(c: &Comparison) -> String {
         };
         let _ = writeln!(
             out,
-            "{:14}  {:12}  {:>6.3}  {:>12.4}  {:>9}  {:>9}  {:>12}  {:>9}  {:>9}",
+            "{:14}  {:12}  {:>6.3}  {:>12.4}  {:>10}  {:>10}  {:>12}  {:>10}  {:>10}",
             r.profile,
             r.gpu_name,
             r.gpu_hourly_usd,
@@ -133,7 +133,7 @@ pub fn render(c: &Comparison) -> String {
     }
     let _ = writeln!(
         out,
-        "$/1M: USD per 1M tokens (input + output) at 100% utilization; latencies in ms"
+        "PEAK: the highest-throughput level; SLO: the cheapest level that meets the SLO\n$/1M: USD per 1M tokens (input + output) at the cost step's headline utilization; TTFT, TPOT: p99, in ms"
     );
     for (profile, why) in &c.missing {
         let _ = writeln!(out, "{profile}: no cost results ({why})");
@@ -218,5 +218,7 @@ mod tests {
         assert!(text.contains(": L4 (`l4`)"), "{text}");
         assert!(text.contains("no level"), "{text}");
         assert!(text.contains("h100: no cost results"), "{text}");
+        let shown = text.replace(&dir.path().display().to_string(), "[DIR]");
+        insta::assert_snapshot!(shown);
     }
 }

@@ -463,3 +463,35 @@ fn shipped_profiles_render_tasks_that_skypilot_parses() {
     assert!(stdout.contains("4 of 4 task(s) parse"), "{stdout}");
     println!("{stdout}");
 }
+
+#[test]
+fn compare_reads_each_profiles_cost_results_and_names_the_cheapest_gpu_in_the_slo() {
+    let ws = Workspace::new();
+    ws.write("pipeline.toml", PIPELINE)
+        .write("profiles/x.toml", "[params]\nsize = 2\n")
+        .write("profiles/y.toml", "[params]\nsize = 3\n");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results/m1-rehearsal/cost");
+    for (profile, gpu, slo_usd) in [("x", "GPU X", 0.40), ("y", "GPU Y", 0.20)] {
+        let cost = std::fs::read_to_string(fixture.join("cost.json")).expect("fixture");
+        ws.write(&format!("results/{profile}/cost/cost.json"), &cost);
+        let mut comparison: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture.join("comparison.json")).expect("fixture"),
+        )
+        .expect("json");
+        comparison["gpu_name"] = gpu.into();
+        comparison["self_hosted"]["slo"]["usd_per_1m_total"] = slo_usd.into();
+        ws.write(
+            &format!("results/{profile}/cost/comparison.json"),
+            &comparison.to_string(),
+        );
+    }
+    let run = ws.forge(&["compare", "pipeline.toml", "--profile", "x,y"]);
+    run.success();
+    assert!(run.stdout().contains("): GPU Y (`y`)"), "{}", run.stdout());
+    let json = ws.forge(&["compare", "pipeline.toml", "--profile", "x,y", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout()).expect("json");
+    assert_eq!(value["cheapest_meeting_slo"], "y");
+    let none = ws.forge(&["compare", "pipeline.toml", "--profile", "nope"]);
+    assert_eq!(none.code(), 2, "an unknown profile is a usage error");
+}
