@@ -54,6 +54,7 @@ pub fn run(args: &RunArgs, color: bool) -> Result<i32, Failure> {
         }
         return Ok(0);
     }
+    missing_secrets(&prepared)?;
     let workspace = prepared[0].pipeline.workspace.clone();
     let sky = sky::Sky {
         program: sky_program(&workspace)?,
@@ -155,6 +156,27 @@ fn prepare_all(
             prepare::prepare(request, pipeline, remote, &root, &commit).map_err(usage)
         })
         .collect()
+}
+
+/// A secret the profile forwards must have a value in this shell before anything is rented.
+fn missing_secrets(prepared: &[Prepared]) -> Result<(), Failure> {
+    let mut missing: Vec<String> = Vec::new();
+    for p in prepared {
+        for name in &p.remote.secrets {
+            let empty = std::env::var_os(name).is_none_or(|v| v.is_empty());
+            if empty && !missing.contains(name) {
+                missing.push(name.clone());
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "error: the profile forwards {} to the pod, but this shell has no value for it\nhint: `export {}=...` (SkyPilot reads the value from Forge's environment; it is never written to a file)",
+        crate::manifest::diagnostics::list(&missing),
+        missing[0]
+    )))
 }
 
 /// `FORGE_SKY` when set; otherwise the SkyPilot environment built (and cached) by
