@@ -67,7 +67,7 @@ if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   echo "forge: the image needs Python >= 3.11 as python3 (scripts/forge_env.py); set [remote] image" >&2
   exit 1
 fi
-if ! command -v cc >/dev/null 2>&1; then
+if ! command -v cc >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
   SUDO=$(command -v sudo || true)
   $SUDO apt-get update -q && $SUDO apt-get install -y -q build-essential curl
 fi
