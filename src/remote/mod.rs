@@ -183,7 +183,14 @@ fn missing_secrets(prepared: &[Prepared]) -> Result<(), Failure> {
 /// `pipelines/remote.toml` from `constraints/skypilot.txt`.
 fn sky_program(workspace: &std::path::Path) -> Result<PathBuf, Failure> {
     if let Some(program) = std::env::var_os(SKY_VARIABLE) {
-        return Ok(PathBuf::from(program));
+        let program = PathBuf::from(program);
+        if !program.is_file() {
+            return Err(usage(format!(
+                "error: {SKY_VARIABLE} names `{}`, which is not a file\nhint: point it at SkyPilot's `sky`, or unset it to use the environment Forge builds",
+                program.display()
+            )));
+        }
+        return Ok(program);
     }
     let manifest = workspace.join(TOOLS_PIPELINE);
     if !manifest.is_file() {

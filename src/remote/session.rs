@@ -80,6 +80,8 @@ pub async fn run(prepared: &Prepared, sky: &Sky, cancel: &CancellationToken) -> 
     let launched = sky
         .launch(&cluster, &p.task_file, &p.remote.secrets, &out, cancel)
         .await;
+    // `sky` that never started launched nothing: there is nothing to tear down.
+    let started_sky = launched.is_ok();
     let pod_workspace = pod_path(&p.spec.workspace, "");
     let mut ending = match launched {
         Err(err) => Ending::LaunchFailed(format!("cannot run `{}`: {err}", sky.program.display())),
@@ -100,17 +102,10 @@ pub async fn run(prepared: &Prepared, sky: &Sky, cancel: &CancellationToken) -> 
             }
         }
     };
-    eprintln!(
-        "[{profile}] tearing down `{cluster}` (`sky down {cluster} -y`; Ctrl-C does not stop this)"
-    );
-    let torn_down = match sky.down(&cluster, &out).await {
-        Ok(()) => true,
-        Err(err) => {
-            eprintln!(
-                "error: [{profile}] {err}\nhint: the cluster may still be billing: check `sky status --refresh` and run `sky down {cluster} -y`"
-            );
-            false
-        }
+    let torn_down = if !started_sky {
+        true
+    } else {
+        teardown(sky, &cluster, &out).await
     };
     let hours = started.elapsed().as_secs_f64() / 3600.0;
     if ending == Ending::Landed {
@@ -123,6 +118,23 @@ pub async fn run(prepared: &Prepared, sky: &Sky, cancel: &CancellationToken) -> 
     let spend = spend(p, ending, hours, torn_down);
     report(&spend, p);
     spend
+}
+
+/// `sky down`, and a loud warning when it fails (the cluster may still be billing).
+async fn teardown(sky: &Sky, cluster: &str, out: &Stream) -> bool {
+    let profile = out.prefix.trim();
+    eprintln!(
+        "{profile} tearing down `{cluster}` (`sky down {cluster} -y`; Ctrl-C does not stop this)"
+    );
+    match sky.down(cluster, out).await {
+        Ok(()) => true,
+        Err(err) => {
+            eprintln!(
+                "error: {profile} {err}\nhint: the cluster may still be billing: check `sky status --refresh` and run `sky down {cluster} -y`"
+            );
+            false
+        }
+    }
 }
 
 /// `sky_workdir/<workspace>/<path>` on the pod.
