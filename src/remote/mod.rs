@@ -143,17 +143,19 @@ fn prepare_all(
             Ok((pipeline, remote))
         }) {
             Ok(ok) => loaded.push(ok),
-            Err(message) => problems.push(message),
+            Err(error) => problems.push(error.to_string()),
         }
     }
     if !problems.is_empty() {
         return Err(usage(problems.join("\n")));
     }
-    let (root, commit) = prepare::repository(&loaded[0].0.workspace).map_err(usage)?;
+    let (root, commit) =
+        prepare::repository(&loaded[0].0.workspace).map_err(|e| usage(e.to_string()))?;
     loaded
         .into_iter()
         .map(|(pipeline, remote)| {
-            prepare::prepare(request, pipeline, remote, &root, &commit).map_err(usage)
+            prepare::prepare(request, pipeline, remote, &root, &commit)
+                .map_err(|e| usage(e.to_string()))
         })
         .collect()
 }

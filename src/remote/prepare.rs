@@ -14,6 +14,97 @@ use super::task::{self, TaskSpec};
 /// The workdir's `.skyignore`: nothing is excluded (the workdir is already exactly what runs).
 const SKYIGNORE: &str = "# Written by forge run --remote: upload this workdir as it is (git archive of one commit\n# plus the rehearsal's lock file); without this file SkyPilot would apply .gitignore.\n";
 
+/// Why a profile may not be launched; everything here is found before anything is rented.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The manifest or profile does not load (already rendered, with locations).
+    #[error("{0}")]
+    Manifest(String),
+    /// The profile has no `[remote]` table.
+    #[error(
+        "error: profile `{profile}` has no `[remote]` table, so `--remote` does not know what to rent\nhint: add one to `profiles/{profile}.toml`, for example:\n  [remote]\n  accelerators = \"RTXA5000:1\"\n  max_hourly_cost = 1.0\n  secrets = [\"HF_TOKEN\"]\n(see docs/remote.md)"
+    )]
+    NoRemote {
+        /// The profile.
+        profile: String,
+    },
+    /// The rehearsal gate is closed.
+    #[error(
+        "error: profile `{profile}` requires a successful `{required}` run of this pipeline before anything is rented: {reason}\nhint: run `forge run {} --profile {required}` here first (free), or pass `--skip-gate`",
+        manifest.display()
+    )]
+    GateClosed {
+        /// The profile.
+        profile: String,
+        /// The profile it requires.
+        required: String,
+        /// Why the gate is closed.
+        reason: String,
+        /// The manifest.
+        manifest: PathBuf,
+    },
+    /// A git command failed.
+    #[error(
+        "error: `git {args}` failed in `{}`: {stderr}\nhint: `--remote` ships the repository at its current commit, so the workspace must be a git repository with at least one commit",
+        dir.display()
+    )]
+    Git {
+        /// The arguments.
+        args: String,
+        /// Where it ran.
+        dir: PathBuf,
+        /// What git said.
+        stderr: String,
+    },
+    /// Tracked files differ from `HEAD`.
+    #[error(
+        "error: the repository has uncommitted changes, and the pod runs commit {commit}:\n  {}\nhint: commit (or stash) them first, so that what runs on the pod is what the rehearsal gate checked",
+        files.join("\n  ")
+    )]
+    Dirty {
+        /// The short commit.
+        commit: String,
+        /// The first changed files, as `git status --porcelain` shows them.
+        files: Vec<String>,
+    },
+    /// The repository cannot build Forge on the pod.
+    #[error(
+        "error: `{}` has no `Cargo.lock`: the pod builds Forge from the repository it runs (`cargo build --release --locked`)\nhint: run `--remote` from Forge's repository",
+        root.display()
+    )]
+    NoCargoLock {
+        /// The repository root.
+        root: PathBuf,
+    },
+    /// A path the pod needs is outside the repository.
+    #[error(
+        "error: `{}` is outside the repository `{}`, so it would not reach the pod",
+        path.display(),
+        root.display()
+    )]
+    Outside {
+        /// The path.
+        path: PathBuf,
+        /// The repository root.
+        root: PathBuf,
+    },
+    /// Reading, writing or running something local failed.
+    #[error("error: cannot {what} `{}`: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+fn io_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError {
+    let path = path.to_path_buf();
+    move |source| PrepareError::Io { what, path, source }
+}
+
 /// A profile ready to launch.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -41,23 +132,27 @@ pub struct Request {
 }
 
 /// Loads the profile and checks it may be rented (manifest errors come back rendered).
-pub fn load(request: &Request, profile: &str, color: bool) -> Result<(Pipeline, Remote), String> {
+pub fn load(
+    request: &Request,
+    profile: &str,
+    color: bool,
+) -> Result<(Pipeline, Remote), PrepareError> {
     let options = LoadOptions {
         manifest: request.manifest.clone(),
         profile: Some(profile.to_string()),
         sets: request.sets.clone(),
     };
-    let pipeline = manifest::load(&options).map_err(|e| e.render(color))?;
+    let pipeline = manifest::load(&options).map_err(|e| PrepareError::Manifest(e.render(color)))?;
     let Some(remote) = pipeline.remote.clone() else {
-        return Err(format!(
-            "error: profile `{profile}` has no `[remote]` table, so `--remote` does not know what to rent\nhint: add one to `profiles/{profile}.toml`, for example:\n  [remote]\n  accelerators = \"RTXA5000:1\"\n  max_hourly_cost = 1.0\n  secrets = [\"HF_TOKEN\"]\n(see docs/remote.md)"
-        ));
+        return Err(PrepareError::NoRemote {
+            profile: profile.to_string(),
+        });
     };
     Ok((pipeline, remote))
 }
 
 /// The rehearsal gate, before anything is rented. A skipped gate is passed on to the pod.
-pub fn gate(pipeline: &Pipeline, skip_gate: bool) -> Result<(), String> {
+pub fn gate(pipeline: &Pipeline, skip_gate: bool) -> Result<(), PrepareError> {
     let stat = StatCache::load(&pipeline.state_dir().join("stat-cache.json"));
     let checked = crate::gate::check(pipeline, &stat);
     let _ = stat.save();
@@ -73,37 +168,34 @@ pub fn gate(pipeline: &Pipeline, skip_gate: bool) -> Result<(), String> {
             );
             Ok(())
         }
-        Err(reason) => {
-            let required = pipeline.requires.clone().unwrap_or_default();
-            Err(format!(
-                "error: profile `{}` requires a successful `{required}` run of this pipeline before anything is rented: {reason}\nhint: run `forge run {} --profile {required}` here first (free), or pass `--skip-gate`",
-                pipeline.profile,
-                pipeline.manifest_path.display()
-            ))
-        }
+        Err(reason) => Err(PrepareError::GateClosed {
+            profile: pipeline.profile.clone(),
+            required: pipeline.requires.clone().unwrap_or_default(),
+            reason,
+            manifest: pipeline.manifest_path.clone(),
+        }),
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+fn git(dir: &Path, args: &[&str]) -> Result<String, PrepareError> {
     let output = Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(args)
         .output()
-        .map_err(|e| format!("error: cannot run `git`: {e}"))?;
+        .map_err(io_error("run `git` in", dir))?;
     if !output.status.success() {
-        return Err(format!(
-            "error: `git {}` failed in `{}`: {}\nhint: `--remote` ships the repository at its current commit, so the workspace must be a git repository with at least one commit",
-            args.join(" "),
-            dir.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
+        return Err(PrepareError::Git {
+            args: args.join(" "),
+            dir: dir.to_path_buf(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 /// The repository root, the commit, and a refusal when tracked files differ from it.
-pub fn repository(workspace: &Path) -> Result<(PathBuf, String), String> {
+pub fn repository(workspace: &Path) -> Result<(PathBuf, String), PrepareError> {
     let root = PathBuf::from(git(workspace, &["rev-parse", "--show-toplevel"])?);
     let commit = git(workspace, &["rev-parse", "HEAD"])?;
     let dirty = git(
@@ -111,18 +203,13 @@ pub fn repository(workspace: &Path) -> Result<(PathBuf, String), String> {
         &["status", "--porcelain", "--untracked-files=no"],
     )?;
     if !dirty.is_empty() {
-        let files: Vec<&str> = dirty.lines().take(5).collect();
-        return Err(format!(
-            "error: the repository has uncommitted changes, and the pod runs commit {}:\n  {}\nhint: commit (or stash) them first, so that what runs on the pod is what the rehearsal gate checked",
-            &commit[..commit.len().min(12)],
-            files.join("\n  ")
-        ));
+        return Err(PrepareError::Dirty {
+            commit: commit[..commit.len().min(12)].to_string(),
+            files: dirty.lines().take(5).map(String::from).collect(),
+        });
     }
     if !root.join("Cargo.lock").is_file() {
-        return Err(format!(
-            "error: `{}` has no `Cargo.lock`: the pod builds Forge from the repository it runs (`cargo build --release --locked`)\nhint: run `--remote` from Forge's repository",
-            root.display()
-        ));
+        return Err(PrepareError::NoCargoLock { root });
     }
     Ok((std::fs::canonicalize(&root).unwrap_or(root), commit))
 }
@@ -149,12 +236,11 @@ pub fn prepare(
     remote: Remote,
     root: &Path,
     commit: &str,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, PrepareError> {
     let state = pipeline.state_dir().join("remote").join(&pipeline.profile);
     let workdir = state.join("workdir");
-    let io = |what: &str, e: std::io::Error| format!("error: cannot {what}: {e}");
-    crate::fsutil::remove_any(&workdir).map_err(|e| io("clear the workdir", e))?;
-    std::fs::create_dir_all(&workdir).map_err(|e| io("create the workdir", e))?;
+    crate::fsutil::remove_any(&workdir).map_err(io_error("clear", &workdir))?;
+    std::fs::create_dir_all(&workdir).map_err(io_error("create", &workdir))?;
     let archive = state.join("workdir.tar");
     git(
         root,
@@ -172,22 +258,23 @@ pub fn prepare(
         .arg("-C")
         .arg(&workdir)
         .status()
-        .map_err(|e| io("run `tar`", e))?;
+        .map_err(io_error("run `tar` on", &archive))?;
     let _ = std::fs::remove_file(&archive);
     if !untar.success() {
-        return Err(format!(
-            "error: cannot unpack `git archive {commit}` into `{}`",
-            workdir.display()
-        ));
+        return Err(PrepareError::Io {
+            what: "unpack `git archive` into",
+            path: workdir,
+            source: std::io::Error::other("`tar -xf` failed"),
+        });
     }
     let workspace = relative(&pipeline.workspace, root)?;
     carry_rehearsal_lock(&pipeline, root, &workdir)?;
     // Without a `.skyignore`, SkyPilot filters the upload through `.gitignore`, which would drop
     // the rehearsal's lock file carried above (`sky/utils/command_runner.py`, 0.14.1).
-    std::fs::write(workdir.join(".skyignore"), SKYIGNORE)
-        .map_err(|e| io("write `.skyignore`", e))?;
+    let skyignore = workdir.join(".skyignore");
+    std::fs::write(&skyignore, SKYIGNORE).map_err(io_error("write", &skyignore))?;
     let manifest_abs =
-        std::fs::canonicalize(&request.manifest).map_err(|e| io("find the manifest", e))?;
+        std::fs::canonicalize(&request.manifest).map_err(io_error("find", &request.manifest))?;
     let manifest = relative(&manifest_abs, &pipeline.workspace)?;
     let spec = TaskSpec {
         name: cluster_name(&pipeline.profile, commit),
@@ -202,7 +289,7 @@ pub fn prepare(
     };
     let task_file = state.join("task.yaml");
     crate::fsutil::write_atomic(&task_file, task::render(&spec).as_bytes())
-        .map_err(|e| io(&format!("write `{}`", task_file.display()), e))?;
+        .map_err(io_error("write", &task_file))?;
     Ok(Prepared {
         pipeline,
         remote,
@@ -214,7 +301,11 @@ pub fn prepare(
 
 /// The rehearsal's lock file is not committed (results of the rehearsal are machine-local), but
 /// the pod's gate needs it: it travels with the workdir.
-fn carry_rehearsal_lock(pipeline: &Pipeline, root: &Path, workdir: &Path) -> Result<(), String> {
+fn carry_rehearsal_lock(
+    pipeline: &Pipeline,
+    root: &Path,
+    workdir: &Path,
+) -> Result<(), PrepareError> {
     let Some(required) = &pipeline.requires else {
         return Ok(());
     };
@@ -235,25 +326,18 @@ fn carry_rehearsal_lock(pipeline: &Pipeline, root: &Path, workdir: &Path) -> Res
     }
     let target = workdir.join(relative(&lock, root)?);
     if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("error: cannot create `{}`: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(io_error("create", parent))?;
     }
-    std::fs::copy(&lock, &target).map(|_| ()).map_err(|e| {
-        format!(
-            "error: cannot copy `{}` into the workdir: {e}",
-            lock.display()
-        )
-    })
+    std::fs::copy(&lock, &target)
+        .map(|_| ())
+        .map_err(io_error("copy into the workdir", &lock))
 }
 
 /// `path` relative to `base` (both absolute), as a `/`-separated string (`.` when equal).
-fn relative(path: &Path, base: &Path) -> Result<String, String> {
-    let stripped = path.strip_prefix(base).map_err(|_| {
-        format!(
-            "error: `{}` is outside the repository `{}`, so it would not reach the pod",
-            path.display(),
-            base.display()
-        )
+fn relative(path: &Path, base: &Path) -> Result<String, PrepareError> {
+    let stripped = path.strip_prefix(base).map_err(|_| PrepareError::Outside {
+        path: path.to_path_buf(),
+        root: base.to_path_buf(),
     })?;
     let text = stripped.display().to_string();
     Ok(if text.is_empty() { ".".into() } else { text })
@@ -262,6 +346,33 @@ fn relative(path: &Path, base: &Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_say_what_to_do() {
+        let errors = [
+            PrepareError::NoRemote {
+                profile: "local".into(),
+            },
+            PrepareError::GateClosed {
+                profile: "a5000".into(),
+                required: "m1-rehearsal".into(),
+                reason: "`m1-rehearsal` has never completed a run of this pipeline".into(),
+                manifest: "pipelines/forge.toml".into(),
+            },
+            PrepareError::Dirty {
+                commit: "0123456789ab".into(),
+                files: vec![" M profiles/a5000.toml".into()],
+            },
+            PrepareError::Git {
+                args: "rev-parse --show-toplevel".into(),
+                dir: "/w".into(),
+                stderr: "fatal: not a git repository".into(),
+            },
+            PrepareError::NoCargoLock { root: "/w".into() },
+        ];
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(shown.join("\n\n"));
+    }
 
     #[test]
     fn cluster_names_are_what_skypilot_accepts() {
