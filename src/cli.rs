@@ -34,6 +34,8 @@ pub enum Command {
     Clean(CleanArgs),
     /// List the profiles a pipeline can use.
     Profiles(ProfilesArgs),
+    /// Compare GPUs: $/1M tokens and p99 latency per profile, and the cheapest that meets the SLO.
+    Compare(CompareArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }
@@ -91,6 +93,10 @@ pub struct RunArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Run on a rented GPU through SkyPilot (the profile's `[remote]` table), bring the results
+    /// back and tear the cluster down; `--profile a5000,l4` launches one cluster per profile.
+    #[arg(long)]
+    pub remote: bool,
 }
 
 /// `forge plan`.
@@ -164,6 +170,19 @@ pub struct CleanArgs {
 pub struct ProfilesArgs {
     /// The pipeline manifest whose workspace holds `profiles/`.
     pub manifest: PathBuf,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `forge compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The pipeline manifest the profiles ran.
+    pub manifest: PathBuf,
+    /// The profiles, separated by commas (`a5000,l4,a100`).
+    #[arg(long, short)]
+    pub profile: String,
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,

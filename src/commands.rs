@@ -137,6 +137,9 @@ fn print_plan(pipeline: &Pipeline, plans: &[StepPlan], lock: &LockFile, json: bo
 
 /// `forge run`.
 pub fn run(args: &RunArgs) -> Result<i32, Failure> {
+    if args.remote {
+        return crate::remote::run(args, color());
+    }
     let pipeline = load(&args.pipeline)?;
     let selection = selection(&args.select);
     if args.dry_run {
@@ -456,6 +459,36 @@ pub fn profiles(args: &ProfilesArgs) -> Result<i32, Failure> {
         }
     }
     Ok(0)
+}
+
+/// `forge compare`: the cost results of several profiles side by side.
+pub fn compare(args: &crate::cli::CompareArgs) -> Result<i32, Failure> {
+    let mut dirs = Vec::new();
+    for profile in args.profile.split(',').map(str::trim) {
+        let pipeline = load(&PipelineArgs {
+            manifest: args.manifest.clone(),
+            profile: Some(profile.to_string()),
+            sets: Vec::new(),
+        })?;
+        dirs.push((
+            profile.to_string(),
+            pipeline.workspace.join(&pipeline.results_dir),
+        ));
+    }
+    let comparison = crate::remote::compare::compare(&dirs);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&comparison).unwrap_or_default()
+        );
+    } else {
+        crate::remote::compare::print(&comparison);
+    }
+    Ok(if comparison.rows.is_empty() {
+        EXIT_FAILED
+    } else {
+        0
+    })
 }
 
 /// `forge bench`: an ad-hoc sweep against any endpoint.

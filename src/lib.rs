@@ -12,6 +12,7 @@ pub mod host;
 pub mod manifest;
 pub mod plan;
 pub mod preflight;
+pub mod remote;
 pub mod steps;
 
 use clap::CommandFactory;
@@ -28,6 +29,7 @@ pub fn run(cli: cli::Cli) -> i32 {
         Command::Clean(args) => commands::clean(args),
         Command::Bench(args) => commands::bench(args.as_ref()),
         Command::Profiles(args) => commands::profiles(args),
+        Command::Compare(args) => commands::compare(args),
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,

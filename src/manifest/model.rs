@@ -36,6 +36,8 @@ pub struct Pipeline {
     pub preflight: Option<super::preflight::Preflight>,
     /// The machine's price and the run's budget (the profile chain's `hourly_usd`, `budget_usd`).
     pub budget: super::budget::Budget,
+    /// The profile chain's `[remote]` table, validated (what `forge run --remote` rents).
+    pub remote: Option<crate::remote::config::Remote>,
 }
 
 impl Pipeline {

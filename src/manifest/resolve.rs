@@ -59,6 +59,7 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
         );
     }
     profiles::apply_sets(&mut params, &options.sets, &mut errors);
+    let remote = crate::remote::config::resolve(&chain, &files, &mut errors);
     let declared = declare_steps(&raw, &chain, &files, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
@@ -120,6 +121,7 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
             .find_map(|p| p.raw.requires.as_ref().map(|r| r.get_ref().clone())),
         preflight,
         budget,
+        remote,
     };
     crate::graph::validate(&pipeline, &files[0], &declared_spans(&declared))?;
     Ok(pipeline)

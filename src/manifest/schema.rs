@@ -137,6 +137,8 @@ pub struct RawProfile {
     /// Step setting overrides, by step id.
     #[serde(default)]
     pub steps: IndexMap<Spanned<String>, Spanned<RawStepOverlay>>,
+    /// Where `forge run --remote` rents its machine (see `crate::remote::config`).
+    pub remote: Option<crate::remote::config::RawRemote>,
 }
 
 /// A profile's `[preflight]` table: expectations checked before any environment, download or

@@ -7,6 +7,7 @@ mod examples;
 mod gate;
 mod malformed;
 mod preflight;
+mod remote;
 mod services;
 mod support;
 mod travel;
