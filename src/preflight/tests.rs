@@ -248,3 +248,48 @@ fn without_expectations_the_table_shows_facts_only() {
     assert_eq!(cpu.found, "EPYC: avx2 (avx2)");
     assert!(cpu.todo.contains("AVX2 kernel library"), "{}", cpu.todo);
 }
+
+#[test]
+fn the_awq_serving_row_says_up_front_which_weights_a_cpu_will_serve() {
+    let cpu_spec = Preflight {
+        python: "python3".into(),
+        ..Preflight::default()
+    };
+    let facts_for = |flags: &str| {
+        let mut facts = a5000_facts("13.0");
+        facts.host = Host::from_parts(
+            "linux",
+            "x86_64",
+            2,
+            None,
+            Some("EPYC".into()),
+            flags.split_whitespace().map(str::to_string).collect(),
+            None,
+        );
+        facts
+    };
+    let avx2 = facts_for("avx avx2");
+    let avx512 = facts_for("avx2 avx512f avx512bw avx512dq avx512vl");
+    let row_for = |mode: &str, spec: &Preflight, facts: &Facts| {
+        let mut params = params();
+        params.insert("awq_serving".into(), json!(mode));
+        params.insert("cpu_int4_isas".into(), json!(["avx512"]));
+        let rows = evaluate(&Context {
+            spec,
+            facts,
+            params: &params,
+        });
+        find(&rows, "AWQ serving").clone()
+    };
+    let auto = row_for("auto", &cpu_spec, &avx2);
+    assert_eq!(auto.verdict, Verdict::Warn);
+    assert!(auto.todo.contains("dequantized to BF16"), "{}", auto.todo);
+    assert_eq!(row_for("auto", &cpu_spec, &avx512).verdict, Verdict::Info);
+    let forced = row_for("int4", &cpu_spec, &avx2);
+    assert_eq!(forced.verdict, Verdict::Fail);
+    assert!(forced.todo.contains("awq_serving = \"auto\""), "{}", forced.todo);
+    assert_eq!(row_for("int4", &a5000_spec(), &avx2).verdict, Verdict::Info);
+    assert_eq!(row_for("int8", &cpu_spec, &avx512).verdict, Verdict::Fail);
+    assert!(params().get("awq_serving").is_none());
+    assert!(!rows(&cpu_spec, &avx2).iter().any(|r| r.check == "AWQ serving"));
+}

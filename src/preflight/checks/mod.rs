@@ -4,6 +4,7 @@
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
+mod awq;
 mod gpu;
 mod network;
 
@@ -11,6 +12,7 @@ use super::facts::Facts;
 use super::{Row, Verdict};
 use crate::host::IsaLevel;
 use crate::manifest::preflight::Preflight;
+use awq::awq_serving;
 use gpu::{cuda, gpu, gpu_memory};
 use network::{hub, registry};
 
@@ -53,6 +55,10 @@ pub static CHECKS: &[Check] = &[
     Check {
         name: "cpu",
         rows: cpu,
+    },
+    Check {
+        name: "awq-serving",
+        rows: awq_serving,
     },
     Check {
         name: "cores",
