@@ -4,6 +4,7 @@ mod declare;
 pub mod diagnostics;
 mod expand;
 pub mod model;
+pub mod paths;
 pub mod profiles;
 pub mod resolve;
 pub mod schema;

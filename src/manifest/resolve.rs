@@ -182,7 +182,9 @@ pub(super) struct Instance<'d> {
     pub(super) matrix: BTreeMap<String, Json>,
     pub(super) context: Json,
     pub(super) needs: Vec<(String, &'d Loc<String>)>,
+    /// The normalized outputs, and the index of each in `declared.outputs`.
     pub(super) outputs: Vec<String>,
+    pub(super) output_at: Vec<usize>,
     pub(super) url: Option<String>,
 }
 
@@ -283,7 +285,7 @@ impl<'a> Resolver<'a> {
             .iter()
             .filter_map(|l| self.render(l, &context).map(|n| (n, l)))
             .collect();
-        let outputs = self.render_all(&d.outputs, &context);
+        let (outputs, output_at) = self.outputs(d, &context);
         let url = d.url.as_ref().and_then(|u| self.render(u, &context));
         Instance {
             declared: d,
@@ -292,6 +294,7 @@ impl<'a> Resolver<'a> {
             context,
             needs,
             outputs,
+            output_at,
             url,
         }
     }
