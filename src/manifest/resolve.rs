@@ -198,7 +198,22 @@ impl<'a> Resolver<'a> {
     }
 
     pub(super) fn render(&mut self, loc: &Loc<String>, context: &Json) -> Option<String> {
-        match self.renderer.render(&loc.value, context) {
+        let result = self.renderer.render(&loc.value, context);
+        self.rendered(loc, result)
+    }
+
+    /// Renders a `run` line with every value shell-quoted (see [`Renderer::render_shell`]).
+    pub(super) fn render_run(&mut self, loc: &Loc<String>, context: &Json) -> Option<String> {
+        let result = self.renderer.render_shell(&loc.value, context);
+        self.rendered(loc, result)
+    }
+
+    fn rendered(
+        &mut self,
+        loc: &Loc<String>,
+        result: Result<String, super::templating::TemplateError>,
+    ) -> Option<String> {
+        match result {
             Ok(s) => Some(s),
             Err(e) => {
                 let d = self
@@ -331,10 +346,10 @@ impl<'a> Resolver<'a> {
         if let Some(url) = &inst.url {
             context["url"] = json!(url);
         }
-        context["steps"] = steps_context(closure, all);
+        context["steps"] = steps;
         let errors_before = self.errors.items.len();
         let inputs = self.render_all(&d.inputs, &context);
-        let run = d.run.as_ref().and_then(|r| self.render(r, &context));
+        let run = d.run.as_ref().and_then(|r| self.render_run(r, &context));
         let model = d.model.as_ref().and_then(|r| self.render(r, &context));
         let env: BTreeMap<String, String> = d
             .env

@@ -63,6 +63,6 @@ fn render_with_staging(step: &Step, io: &StepIo) -> Result<String, StepError> {
             .collect::<Vec<_>>(),
     );
     crate::manifest::templating::Renderer::default()
-        .render(source, &context)
+        .render_shell(source, &context)
         .map_err(|e| StepError::new(format!("cannot render `run`: {}", e.message)))
 }
