@@ -179,6 +179,10 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
     let pipeline = Arc::new(pipeline);
     let stat = Arc::new(stat);
     let report = runtime.block_on(async {
+        // What a run killed with `kill -9` left running goes before anything starts.
+        for line in crate::steps::leftovers::stop_recorded(&pipeline.workspace).await {
+            eprintln!("{line}");
+        }
         let cancel = CancellationToken::new();
         tokio::spawn(watch_signals(cancel.clone()));
         executor::execute(

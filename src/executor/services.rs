@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{Probe, Step};
 use crate::steps::ServiceInfo;
+use crate::steps::leftovers;
 use crate::steps::process::{self, Group};
 
 /// Lines of a service's log shown when it fails.
@@ -161,6 +162,8 @@ impl Services {
         let line = step.run.clone().unwrap_or_default();
         let mut group = process::spawn(&line, &slot.workspace, &slot.env, &slot.log)
             .map_err(|e| format!("cannot start service `{}`: {e}", step.id))?;
+        group.record =
+            leftovers::record(&slot.workspace, group.pgid, &step.id, step.stop_grace).ok();
         let ready = step
             .ready
             .clone()

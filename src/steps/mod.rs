@@ -8,6 +8,7 @@ pub mod command;
 pub mod cost;
 pub mod eval;
 pub mod io;
+pub mod leftovers;
 pub mod metadata;
 pub mod process;
 pub mod report;

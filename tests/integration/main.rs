@@ -5,5 +5,6 @@ mod cache;
 mod examples;
 mod gate;
 mod malformed;
+mod orphans;
 mod services;
 mod support;
