@@ -316,8 +316,13 @@ pub fn plan(
         .collect();
     let mut actions: BTreeMap<&str, Action> = BTreeMap::new();
     let mut why: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let needed: BTreeSet<&str> = pipeline
+        .steps
+        .values()
+        .flat_map(|s| s.needs.iter().map(String::as_str))
+        .collect();
     for (id, st) in &states {
-        let final_step = crate::graph::consumers(pipeline, id).is_empty();
+        let final_step = !needed.contains(id);
         let action = match st {
             State::Stale(r) if targets.contains(*id) => {
                 why.insert(id, r.clone());
@@ -368,7 +373,10 @@ fn propagate<'p>(
                 continue;
             }
             for up in material_upstream(pipeline, id) {
-                let up = order.iter().find(|o| **o == up).map_or("", String::as_str);
+                let up = pipeline
+                    .steps
+                    .get_key_value(&up)
+                    .map_or("", |(id, _)| id.as_str());
                 let materialize = match &states[up] {
                     State::Absent(_) => true,
                     State::Stale(_) => !narrowed || targets.contains(up),

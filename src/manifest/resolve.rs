@@ -1,7 +1,7 @@
 //! Raw manifest + profile chain + `--set` -> the validated [`Pipeline`]: parameters overlaid,
 //! steps overlaid and matrix-expanded, templates rendered, kinds and references checked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +17,8 @@ use super::templating::Renderer;
 
 use super::declare::{Declared, Loc, declare_steps};
 use super::expand::{
-    closure, collect_strings, expand, find_in, id_fragment, match_need, matrix_order, steps_context,
+    Lookup, collect_strings, expand, find_in, id_fragment, match_need, matrix_order,
+    step_references, steps_context, template_sources,
 };
 
 /// What to load.
@@ -241,16 +242,14 @@ impl<'a> Resolver<'a> {
             }
         }
         self.check_duplicates(&instances);
-        let ids: Vec<(String, String, BTreeMap<String, Json>)> = instances
-            .iter()
-            .map(|i| (i.id.clone(), i.declared.id.value.clone(), i.matrix.clone()))
-            .collect();
-        let mut resolved_needs: Vec<Vec<String>> = Vec::new();
+        let lookup = Lookup::new(&instances);
+        let mut resolved_needs: Vec<Vec<usize>> = Vec::with_capacity(instances.len());
         for inst in &instances {
             let mut needs = Vec::new();
+            let mut seen = HashSet::new();
             for (need, loc) in &inst.needs {
-                match match_need(need, &inst.matrix, &ids) {
-                    Ok(found) => needs.extend(found),
+                match match_need(need, &inst.matrix, &instances, &lookup) {
+                    Ok(found) => needs.extend(found.into_iter().filter(|i| seen.insert(*i))),
                     Err(help) => {
                         let d = self
                             .diag(
@@ -263,14 +262,23 @@ impl<'a> Resolver<'a> {
                     }
                 }
             }
-            needs.dedup();
             resolved_needs.push(needs);
         }
-        let mut steps = IndexMap::new();
+        let mut steps = IndexMap::with_capacity(instances.len());
         for (index, inst) in instances.iter().enumerate() {
-            let closure = closure(index, &instances, &resolved_needs);
-            if let Some(step) = self.second_pass(inst, &resolved_needs[index], &closure, &instances)
-            {
+            let referenced = step_references(template_sources(inst.declared));
+            let context = steps_context(
+                index,
+                &instances,
+                &resolved_needs,
+                &lookup,
+                referenced.as_ref(),
+            );
+            let needs: Vec<String> = resolved_needs[index]
+                .iter()
+                .map(|&i| instances[i].id.clone())
+                .collect();
+            if let Some(step) = self.second_pass(inst, &needs, context) {
                 steps.insert(step.id.clone(), step);
             }
         }
@@ -337,8 +345,7 @@ impl<'a> Resolver<'a> {
         &mut self,
         inst: &Instance,
         needs: &[String],
-        closure: &[usize],
-        all: &[Instance],
+        steps: Json,
     ) -> Option<Step> {
         let d = inst.declared;
         let mut context = inst.context.clone();
