@@ -315,7 +315,10 @@ pub fn show(args: &ShowArgs) -> Result<i32, Failure> {
         );
         println!("  forge:    {}", r.forge_version);
         for (path, digest) in &r.parts.inputs {
-            println!("  input:    {path}  {}", &digest[..digest.len().min(16)]);
+            println!("  input:    {path}  {}", prefix(digest));
+        }
+        for (path, digest) in &r.parts.reads {
+            println!("  reads:    {path}  {}", prefix(digest));
         }
         for name in r.parts.env.keys() {
             println!("  env:      {name}");

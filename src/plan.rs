@@ -174,7 +174,35 @@ pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatC
         env,
         upstream,
         services,
+        reads: read_digests(pipeline, step, stat),
     }
+}
+
+/// Digests of the files a built-in kind's `with` makes it read, except those inside the outputs
+/// of the steps it needs (their records already stand for them).
+fn read_digests(pipeline: &Pipeline, step: &Step, stat: &StatCache) -> BTreeMap<String, String> {
+    let Some(kind) = crate::steps::kind_of(step) else {
+        return BTreeMap::new();
+    };
+    let reads = kind.reads(&step.with);
+    if reads.is_empty() {
+        return BTreeMap::new();
+    }
+    let upstream: Vec<&Path> = material_upstream(pipeline, &step.id)
+        .iter()
+        .filter_map(|id| pipeline.steps.get(id))
+        .flat_map(|s| s.outputs.iter().map(Path::new))
+        .collect();
+    let own: Vec<String> = reads
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let normal = crate::manifest::paths::lexical(p, &pipeline.workspace);
+            !normal.is_some_and(|n| upstream.iter().any(|out| n.starts_with(out)))
+        })
+        .collect();
+    input_digests(&pipeline.workspace, &own, stat)
 }
 
 fn input_digests(
@@ -212,7 +240,7 @@ fn input_digests(
 }
 
 fn digest_or_reason(stat: &StatCache, path: &Path) -> String {
-    match stat.digest(path) {
+    match stat.input_digest(path) {
         Ok(Some(d)) => d.digest,
         Ok(None) => "missing".into(),
         Err(err) => format!("unreadable: {err}"),

@@ -379,7 +379,7 @@ async fn gather_facts(
     if let Some(model) = &step.model {
         facts.insert("model_id".into(), json!(model));
         let dir = workspace.join(model);
-        match stat.digest(&dir) {
+        match stat.input_digest(&dir) {
             Ok(Some(digest)) => {
                 facts.insert(
                     "model_sha".into(),
