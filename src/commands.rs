@@ -327,12 +327,12 @@ pub fn show(args: &ShowArgs) -> Result<i32, Failure> {
             println!("  needs:    {up} ({} outputs)", outputs.len());
         }
         for (service, parts) in &r.parts.services {
-            println!("  service:  {service}  {}", &parts.digest()[..16]);
+            println!("  service:  {service}  {}", prefix(&parts.digest()));
         }
         for (path, d) in &r.outputs {
             println!(
                 "  output:   {path}  {}  ({} files, {} bytes)",
-                &d.digest[..16],
+                prefix(&d.digest),
                 d.files,
                 d.bytes
             );
@@ -340,6 +340,14 @@ pub fn show(args: &ShowArgs) -> Result<i32, Failure> {
         println!("  log:      {}", pipeline.log_path(id).display());
     }
     Ok(0)
+}
+
+/// The first 16 characters of a digest (all of it when shorter: a lock file edited by hand).
+fn prefix(digest: &str) -> &str {
+    digest
+        .char_indices()
+        .nth(16)
+        .map_or(digest, |(at, _)| &digest[..at])
 }
 
 /// `forge clean`.
@@ -442,14 +450,24 @@ pub fn bench(args: &crate::steps::bench::BenchArgs) -> Result<i32, Failure> {
 }
 
 /// Marks the lock file: every step of the pipeline is fresh or ran (what a gate requires).
+/// A run that changes nothing leaves the file as it was (no new `finished_at` to commit).
 fn record_complete(pipeline: &Pipeline) -> Result<(), Failure> {
-    let mut lock = LockFile::load(&pipeline.lock_path()).map_err(Failure::usage)?;
-    lock.complete = Some(crate::cache::CompleteRun {
-        manifest_digest: pipeline.manifest_digest.clone(),
-        forge_version: env!("CARGO_PKG_VERSION").to_string(),
-        finished_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-    });
-    lock.save(&pipeline.lock_path()).map_err(Failure::usage)
+    let forge_version = env!("CARGO_PKG_VERSION");
+    let lock = LockFile::load(&pipeline.lock_path()).map_err(Failure::usage)?;
+    if lock.complete.as_ref().is_some_and(|c| {
+        c.manifest_digest == pipeline.manifest_digest && c.forge_version == forge_version
+    }) {
+        return Ok(());
+    }
+    LockFile::update(&pipeline.lock_path(), |lock| {
+        lock.complete = Some(crate::cache::CompleteRun {
+            manifest_digest: pipeline.manifest_digest.clone(),
+            forge_version: forge_version.to_string(),
+            finished_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string(),
+        });
+    })
+    .map_err(Failure::usage)
 }
 
 /// Records a skipped gate in the lock file and in `<results>/gate.json`.

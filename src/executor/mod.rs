@@ -566,9 +566,11 @@ async fn commit(
         forge_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let mut lock = shared.lock.lock().await;
-    lock.steps.insert(step.id.clone(), record);
-    lock.save(&shared.pipeline.lock_path())
-        .map_err(|e| e.to_string())?;
+    // Re-read first when another run (sharing the results directory) wrote the file meanwhile.
+    lock.commit(&shared.pipeline.lock_path(), |lock| {
+        lock.steps.insert(step.id.clone(), record);
+    })
+    .map_err(|e| e.to_string())?;
     let _ = shared.stat.save();
     Ok(())
 }
