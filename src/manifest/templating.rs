@@ -142,7 +142,9 @@ impl Renderer {
         let detail = err.detail().map(|d| format!(": {d}")).unwrap_or_default();
         TemplateError {
             message: format!("template error: {}{detail}", err.kind()),
-            help: None,
+            help: Some(String::from(
+                "templates are minijinja: `{{ params.x }}` for a value, `{% if ... %}...{% endif %}` for logic; docs/manifest.md (Templates) lists the variables",
+            )),
         }
     }
 
@@ -178,7 +180,9 @@ impl Renderer {
                                 "defined here: {}",
                                 list(siblings.iter().map(|s| format!("{prefix}{s}")))
                             )),
-                            None => None,
+                            None => Some(String::from(
+                                "docs/manifest.md (Templates) lists the variables a template sees",
+                            )),
                         };
                         return Some((format!("{prefix}{part}"), help));
                     }
