@@ -184,7 +184,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
             eprintln!("{line}");
         }
         let cancel = CancellationToken::new();
-        tokio::spawn(watch_signals(cancel.clone()));
+        tokio::spawn(watch_signals(cancel.clone(), pipeline.workspace.clone()));
         executor::execute(
             pipeline.clone(),
             &plans,
@@ -216,7 +216,7 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
     })
 }
 
-async fn watch_signals(cancel: CancellationToken) {
+async fn watch_signals(cancel: CancellationToken, workspace: std::path::PathBuf) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(_) => return,
@@ -225,8 +225,16 @@ async fn watch_signals(cancel: CancellationToken) {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    eprintln!("[forge] interrupted: stopping running steps and services");
+    eprintln!(
+        "[forge] interrupted: stopping running steps and services (interrupt again to kill them now)"
+    );
     cancel.cancel();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("[forge] interrupted again: killing what is still running");
+    crate::steps::leftovers::kill_now(&workspace);
 }
 
 fn print_summary(report: &executor::RunReport) {

@@ -152,10 +152,11 @@ impl LockFile {
                 });
             }
         };
-        let mut lock: Self = serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let mut lock: Self =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                path: path.to_path_buf(),
+                source,
+            })?;
         lock.seen = fingerprint(path);
         if lock.version != LOCK_VERSION {
             return Err(StoreError::Version {
@@ -170,14 +171,20 @@ impl LockFile {
     /// results directory meanwhile: two runs that share one results directory (two workspaces,
     /// say) never overwrite each other's records.
     pub fn update<T>(path: &Path, change: impl FnOnce(&mut Self) -> T) -> Result<T, StoreError> {
-        let mut lock = Self::default();
-        lock.seen = Some((0, 0, 0, 0, 0)); // never matches: read the file first
+        let mut lock = Self {
+            seen: Some((0, 0, 0, 0, 0)), // never matches: read the file first
+            ..Self::default()
+        };
         lock.commit(path, change)
     }
 
     /// Like [`update`](Self::update) on this in-memory copy: applies `change` and writes the file
     /// under the directory lock, first re-reading it only when another run wrote it since.
-    pub fn commit<T>(&mut self, path: &Path, change: impl FnOnce(&mut Self) -> T) -> Result<T, StoreError> {
+    pub fn commit<T>(
+        &mut self,
+        path: &Path,
+        change: impl FnOnce(&mut Self) -> T,
+    ) -> Result<T, StoreError> {
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

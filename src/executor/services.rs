@@ -236,6 +236,15 @@ impl Services {
             .is_some_and(|s| s.started.load(Ordering::SeqCst))
     }
 
+    /// Why a service failed to start, if it did (read once the run is over).
+    pub fn start_failure(&self, id: &str) -> Option<String> {
+        let slot = self.slots.get(id)?;
+        match &*slot.phase.try_lock().ok()? {
+            Phase::Failed(message) => Some(message.clone()),
+            _ => None,
+        }
+    }
+
     /// Why a service died, if it did.
     pub fn death(&self, id: &str) -> Option<String> {
         self.slots

@@ -85,6 +85,24 @@ pub async fn stop_recorded(workspace: &Path) -> Vec<String> {
     stopped
 }
 
+/// Kills (SIGKILL, no grace) every recorded group of this workspace that is still Forge's: what
+/// a second Ctrl-C asks for while the first one's stop grace is running.
+pub fn kill_now(workspace: &Path) {
+    let Ok(dir) = std::fs::read_dir(records_dir(workspace)) else {
+        return;
+    };
+    for path in dir.filter_map(Result::ok).map(|e| e.path()) {
+        let entry = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Entry>(&b).ok());
+        if let Some(entry) = entry
+            && owned(&entry)
+        {
+            signal(entry.pgid, libc::SIGKILL);
+        }
+    }
+}
+
 async fn stop(pgid: i32, grace: Duration) {
     signal(pgid, libc::SIGTERM);
     let deadline = Instant::now() + grace;

@@ -69,3 +69,37 @@ run = "sleep 300 & echo $! > worker.grandchild; touch worker.started; [ -f go ] 
         "every group of the finished run was removed from the record"
     );
 }
+
+#[test]
+fn a_second_interrupt_cuts_the_stop_grace_short() {
+    let ws = Workspace::new();
+    ws.write(
+        "pipeline.toml",
+        r#"
+[steps.stubborn]
+kind = "command"
+outputs = ["out.txt"]
+run = "trap '' TERM; touch started; sleep 120 & echo $! > child.pid; wait; wait"
+stop_grace = "90s"
+"#,
+    );
+    let mut forge = ws.spawn_forge(&["run", "pipeline.toml"]);
+    ws.wait_for("started");
+    ws.wait_for("child.pid");
+    let interrupt = || {
+        // SAFETY: signalling the child we spawned.
+        unsafe { libc::kill(forge.id() as i32, libc::SIGINT) };
+    };
+    interrupt();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let second = std::time::Instant::now();
+    interrupt();
+    let status = forge.wait().unwrap();
+    assert!(
+        second.elapsed() < std::time::Duration::from_secs(20),
+        "Forge waited {:?} after the second interrupt",
+        second.elapsed()
+    );
+    assert_eq!(status.code(), Some(130));
+    assert!(!alive(pid(&ws, "child.pid")));
+}
