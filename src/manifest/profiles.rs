@@ -234,7 +234,10 @@ fn type_hint(current: &Json) -> String {
         Json::Object(_) => "`{ key = \"value\" }`",
         Json::String(_) | Json::Null => "`\"text\"`",
     };
-    format!("write {} like the default, for example {example}", type_name(current))
+    format!(
+        "write {} like the default, for example {example}",
+        type_name(current)
+    )
 }
 
 fn type_name(value: &Json) -> &'static str {

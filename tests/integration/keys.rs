@@ -11,7 +11,8 @@ fn reasons(ws: &Workspace, step: &str) -> (String, Vec<String>) {
 #[test]
 fn inputs_that_are_links_are_hashed_by_their_targets() {
     let ws = Workspace::new();
-    ws.write("real/a.txt", "one\n").write("real/sub/b.txt", "two\n");
+    ws.write("real/a.txt", "one\n")
+        .write("real/sub/b.txt", "two\n");
     std::fs::create_dir_all(ws.path().join("data")).unwrap();
     std::fs::create_dir_all(ws.path().join("tree")).unwrap();
     let link = |target: &str, at: &str| {
@@ -30,20 +31,35 @@ fn inputs_that_are_links_are_hashed_by_their_targets() {
     ws.write("real/a.txt", "edited\n");
     let (action, why) = reasons(&ws, "a");
     assert_eq!(action, "run");
-    assert!(why.contains(&"input `data/link.txt` changed".to_string()), "{why:?}");
+    assert!(
+        why.contains(&"input `data/link.txt` changed".to_string()),
+        "{why:?}"
+    );
     assert!(why.contains(&"input `tree` changed".to_string()), "{why:?}");
     run_json(&ws, &["pipeline.toml"]);
     ws.write("real/sub/b.txt", "edited too\n");
     let (action, why) = reasons(&ws, "a");
-    assert_eq!((action.as_str(), why), ("run", vec!["input `tree` changed".to_string()]));
+    assert_eq!(
+        (action.as_str(), why),
+        ("run", vec!["input `tree` changed".to_string()])
+    );
 }
 
 #[test]
 fn files_a_builtin_kind_reads_through_with_enter_its_key() {
     let ws = Workspace::new();
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results/m1-rehearsal");
-    for file in ["cost/cost.json", "cost/comparison.json", "bench/awq/summary.json", "bench/bf16/summary.json"] {
-        ws.write(&format!("fx/{file}"), &std::fs::read_to_string(fixtures.join(file)).unwrap());
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/results/m1-rehearsal");
+    for file in [
+        "cost/cost.json",
+        "cost/comparison.json",
+        "bench/awq/summary.json",
+        "bench/bf16/summary.json",
+    ] {
+        ws.write(
+            &format!("fx/{file}"),
+            &std::fs::read_to_string(fixtures.join(file)).unwrap(),
+        );
     }
     ws.write(
         "pipeline.toml",
@@ -62,7 +78,10 @@ bench = { awq = "fx/bench/awq/summary.json", bf16 = "fx/bench/bf16/summary.json"
     ws.write("templates/report.md.j2", "custom {{ title }}\n");
     let (action, why) = reasons(&ws, "report");
     assert_eq!(action, "run");
-    assert_eq!(why, vec!["`with` file `templates/report.md.j2` changed".to_string()]);
+    assert_eq!(
+        why,
+        vec!["`with` file `templates/report.md.j2` changed".to_string()]
+    );
     let (code, _, stderr) = run_json(&ws, &["pipeline.toml"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(ws.read("out/report.md").starts_with("custom "));
@@ -70,5 +89,8 @@ bench = { awq = "fx/bench/awq/summary.json", bf16 = "fx/bench/bf16/summary.json"
     let cost = ws.read("fx/cost/cost.json");
     ws.write("fx/cost/cost.json", &cost.replacen('{', "{\n", 1));
     let (action, why) = reasons(&ws, "report");
-    assert_eq!((action.as_str(), why), ("run", vec!["`with` file `fx/cost` changed".to_string()]));
+    assert_eq!(
+        (action.as_str(), why),
+        ("run", vec!["`with` file `fx/cost` changed".to_string()])
+    );
 }

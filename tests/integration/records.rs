@@ -18,11 +18,18 @@ fn a_run_that_changes_nothing_leaves_the_lock_file_untouched_and_readable() {
     let mode = std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o644, "forge.lock is committed: others must read it");
     let stat_cache = ws.path().join(".forge/stat-cache.json");
-    assert_eq!(std::fs::metadata(&stat_cache).unwrap().permissions().mode() & 0o777, 0o644);
+    assert_eq!(
+        std::fs::metadata(&stat_cache).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
     std::thread::sleep(std::time::Duration::from_millis(1100)); // a new `finished_at` would differ
     let (code, statuses, _) = run_json(&ws, &["pipeline.toml"]);
     assert_eq!((code, statuses["a"].as_str()), (0, "fresh"));
-    assert_eq!(ws.read("results/forge.lock"), before, "a no-op run rewrote the lock file");
+    assert_eq!(
+        ws.read("results/forge.lock"),
+        before,
+        "a no-op run rewrote the lock file"
+    );
 }
 
 #[test]
