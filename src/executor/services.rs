@@ -162,8 +162,13 @@ impl Services {
         let line = step.run.clone().unwrap_or_default();
         let mut group = process::spawn(&line, &slot.workspace, &slot.env, &slot.log)
             .map_err(|e| format!("cannot start service `{}`: {e}", step.id))?;
-        group.record =
-            leftovers::record(&slot.workspace, group.pgid, &step.id, step.stop_grace).ok();
+        group.record = leftovers::record(
+            &slot.workspace,
+            group.pgid,
+            &format!("service `{}`", step.id),
+            step.stop_grace,
+        )
+        .ok();
         let ready = step
             .ready
             .clone()

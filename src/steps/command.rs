@@ -32,7 +32,13 @@ async fn run(step: &Step, io: StepIo) -> Result<Outcome, StepError> {
     let env = process::step_env(step, &io.provenance.profile, &io.workspace);
     let mut group = process::spawn(&line, &io.workspace, &env, &io.log)
         .map_err(|e| StepError::new(format!("cannot start `sh -c {line}`: {e}")))?;
-    group.record = leftovers::record(&io.workspace, group.pgid, &step.id, step.stop_grace).ok();
+    group.record = leftovers::record(
+        &io.workspace,
+        group.pgid,
+        &format!("step `{}`", step.id),
+        step.stop_grace,
+    )
+    .ok();
     let timeout = step.timeout.unwrap_or(std::time::Duration::MAX);
     let status = tokio::select! {
         status = group.child.wait() => status.map_err(|e| StepError::new(format!("waiting for the process failed: {e}")))?,

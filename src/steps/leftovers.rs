@@ -26,8 +26,8 @@ struct Entry {
     started: Option<u64>,
     /// The workspace (also in every member's `FORGE_WORKSPACE`).
     workspace: PathBuf,
-    /// The step that started it.
-    step: String,
+    /// What it is, for the message (`step `serve``, `lm-eval of step `eval-awq``).
+    what: String,
     /// SIGTERM-to-SIGKILL grace.
     grace_ms: u64,
 }
@@ -46,12 +46,12 @@ impl Drop for Record {
 
 /// Writes down a group Forge just started. A record that cannot be written costs only the
 /// clean-up after a `kill -9`, so the failure is returned for the caller to ignore or report.
-pub fn record(workspace: &Path, pgid: i32, step: &str, grace: Duration) -> std::io::Result<Record> {
+pub fn record(workspace: &Path, pgid: i32, what: &str, grace: Duration) -> std::io::Result<Record> {
     let entry = Entry {
         pgid,
         started: start_time(pgid),
         workspace: workspace.to_path_buf(),
-        step: step.to_string(),
+        what: what.to_string(),
         grace_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
     };
     let path = records_dir(workspace).join(format!("{pgid}.json"));
@@ -76,8 +76,8 @@ pub async fn stop_recorded(workspace: &Path) -> Vec<String> {
         {
             stop(entry.pgid, Duration::from_millis(entry.grace_ms)).await;
             stopped.push(format!(
-                "stopped process group {} (step `{}`) that an interrupted run left running",
-                entry.pgid, entry.step
+                "stopped process group {} ({}) that an interrupted run left running",
+                entry.pgid, entry.what
             ));
         }
         let _ = std::fs::remove_file(&path);
@@ -187,7 +187,7 @@ mod tests {
             .spawn()
             .unwrap();
         let pgid = i32::try_from(child.id()).unwrap();
-        let record = record(ws.path(), pgid, "s", Duration::from_secs(1)).unwrap();
+        let record = record(ws.path(), pgid, "step `s`", Duration::from_secs(1)).unwrap();
         let entry: Entry = serde_json::from_slice(&std::fs::read(&record.path).unwrap()).unwrap();
         assert!(entry.started.is_some());
         assert!(owned(&entry));
