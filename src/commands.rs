@@ -367,6 +367,16 @@ pub fn clean(args: &CleanArgs) -> Result<i32, Failure> {
     } else {
         Some(WorkspaceLock::acquire(&state.join("lock")).map_err(Failure::usage)?)
     };
+    if !args.dry_run {
+        // Process records go with `--all`: first stop what they name, as the next run would.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| Failure::usage(format!("cannot start the runtime: {e}")))?;
+        for line in runtime.block_on(crate::steps::leftovers::stop_recorded(&pipeline.workspace)) {
+            eprintln!("{line}");
+        }
+    }
     let targets: Vec<std::path::PathBuf> = if args.all {
         std::fs::read_dir(&state)
             .map(|d| {

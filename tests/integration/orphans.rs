@@ -71,6 +71,25 @@ run = "sleep 300 & echo $! > worker.grandchild; touch worker.started; [ -f go ] 
 }
 
 #[test]
+fn clean_stops_what_a_killed_forge_left_running_before_dropping_the_records() {
+    let ws = Workspace::new();
+    ws.write(
+        "pipeline.toml",
+        "[steps.a]\nkind = \"command\"\noutputs = [\"out.txt\"]\nrun = \"sleep 300 & echo $! > child.pid; touch started; wait\"\n",
+    );
+    let mut forge = ws.spawn_forge(&["run", "pipeline.toml"]);
+    ws.wait_for("started");
+    forge.kill().expect("kill -9");
+    forge.wait().expect("reap forge");
+    let child = pid(&ws, "child.pid");
+    assert!(alive(child));
+    let run = ws.forge(&["clean", "pipeline.toml", "--all"]);
+    run.success();
+    assert!(!alive(child), "{}", run.stderr());
+    assert!(!ws.exists(".forge/processes"));
+}
+
+#[test]
 fn a_second_interrupt_cuts_the_stop_grace_short() {
     let ws = Workspace::new();
     ws.write(
