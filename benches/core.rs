@@ -1,10 +1,13 @@
 //! Core speed, measured side by side with baselines in the same run (never timed assertions):
 //! 1. a no-op `forge run` of a fully cached 6-step pipeline vs spawning `true` (the floor) and,
 //!    when `dvc` is on PATH, `dvc repro` of the equivalent pipeline;
-//! 2. first-time hashing of a 1 GiB file vs `sha256sum` and single-threaded blake3, and the
+//! 2. load cost: `forge plan` and a no-op `forge run` (time and peak memory) of a 5000-step chain
+//!    and a 5000-step fan-out, side by side with the 6-step pipeline: both must grow linearly;
+//! 3. first-time hashing of a 1 GiB file vs `sha256sum` and single-threaded blake3, and the
 //!    stat-cache re-check.
 //!
-//! Run: `cargo bench --bench core` (add `-- --quick` for fewer rounds).
+//! Run: `cargo bench --bench core` (add `-- --quick` for fewer rounds, `-- --load` for the load
+//! cost only).
 
 use std::path::Path;
 use std::process::Command;
@@ -116,6 +119,156 @@ fn dvc_noop(rounds: usize) -> Option<Duration> {
     Some(time_command(&mut repro, rounds.min(7)))
 }
 
+/// Runs `cmd` to completion; its wall time, peak resident memory (KiB) and CPU time (user +
+/// system, which a busy machine inflates less than wall time), from `wait4`.
+#[expect(
+    clippy::zombie_processes,
+    reason = "wait4 below reaps the child and returns its resource usage"
+)]
+fn measured(cmd: &mut Command) -> (Duration, i64, Duration) {
+    let start = Instant::now();
+    let child = cmd.spawn().expect("spawn");
+    let pid = i32::try_from(child.id()).expect("pid fits");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for (and reaps) the child we just spawned; both pointers are valid.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    assert!(waited == pid && status == 0, "{cmd:?} failed ({status})");
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    let cpu = time(usage.ru_utime) + time(usage.ru_stime);
+    (elapsed, usage.ru_maxrss, cpu)
+}
+
+/// Median wall time, largest peak memory and median CPU time of `rounds` runs.
+fn measured_median(cmd: &mut Command, rounds: usize) -> (Duration, i64, Duration) {
+    let runs: Vec<(Duration, i64, Duration)> = (0..rounds).map(|_| measured(cmd)).collect();
+    let peak = runs.iter().map(|r| r.1).max().unwrap_or(0);
+    let cpu = median(runs.iter().map(|r| r.2).collect());
+    (median(runs.into_iter().map(|r| r.0).collect()), peak, cpu)
+}
+
+/// A manifest of `n` command steps: a chain (each needs the previous one) or a fan-out (one
+/// root, `n - 2` matrix instances that need it, one step that needs them all).
+fn shaped_manifest(shape: &str, n: usize) -> String {
+    let mut out = String::new();
+    if shape == "chain" {
+        for i in 0..n {
+            let (needs, from) = if i == 0 {
+                (String::new(), "echo 0".to_string())
+            } else {
+                (
+                    format!("needs = [\"s{}\"]\n", i - 1),
+                    format!("cat {{{{ steps.s{}.outputs[0] }}}}", i - 1),
+                )
+            };
+            out.push_str(&format!(
+                "[steps.s{i}]\nkind = \"command\"\n{needs}outputs = [\"out/s{i}.txt\"]\nrun = \"{from} > {{{{ outputs[0] }}}}\"\n"
+            ));
+        }
+        return out;
+    }
+    let leaves: Vec<String> = (0..n - 2).map(|i| i.to_string()).collect();
+    out.push_str("[steps.root]\nkind = \"command\"\noutputs = [\"out/root.txt\"]\nrun = \"echo 0 > {{ outputs[0] }}\"\n");
+    out.push_str(&format!(
+        "[steps.leaf]\nkind = \"command\"\nneeds = [\"root\"]\nmatrix = {{ i = [{}] }}\noutputs = [\"out/leaf-{{{{ matrix.i }}}}.txt\"]\nrun = \"cat {{{{ steps.root.outputs[0] }}}} > {{{{ outputs[0] }}}}\"\n",
+        leaves.join(", ")
+    ));
+    out.push_str("[steps.join]\nkind = \"command\"\nneeds = [\"leaf\"]\noutputs = [\"out/join.txt\"]\nrun = \"echo done > {{ outputs[0] }}\"\n");
+    out
+}
+
+/// Leaves what a first `forge run` would (every output, every record in `forge.lock`), through
+/// Forge's own key and digest functions, in one pass. A real first run of 5000 steps rewrites the
+/// whole lock file after each step, which grows with the square of the steps; that first run is
+/// not what this benchmark measures.
+fn record_all(dir: &Path) {
+    use forge::cache::{LockFile, Record, StatCache};
+    let options = forge::manifest::LoadOptions {
+        manifest: dir.join("pipeline.toml"),
+        ..Default::default()
+    };
+    let pipeline = forge::manifest::load(&options).expect("the bench manifest loads");
+    let stat = StatCache::default();
+    let mut lock = LockFile::load(&pipeline.lock_path()).expect("no lock yet");
+    for id in forge::graph::order(&pipeline) {
+        let step = &pipeline.steps[&id];
+        let parts = forge::plan::key_parts(&pipeline, step, &lock, &stat);
+        let mut outputs = std::collections::BTreeMap::new();
+        for output in &step.outputs {
+            let path = pipeline.workspace.join(output);
+            std::fs::create_dir_all(path.parent().expect("inside the workspace")).expect("mkdir");
+            std::fs::write(&path, format!("{id}\n")).expect("write output");
+            let digest = stat.digest(&path).expect("hash").expect("just written");
+            outputs.insert(output.clone(), digest);
+        }
+        let record = Record {
+            key: parts.digest(),
+            parts,
+            outputs,
+            started_at: String::from("2026-12-01T00:00:00Z"),
+            duration_s: 0.0,
+            exit_code: Some(0),
+            forge_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        lock.steps.insert(id, record);
+    }
+    lock.save(&pipeline.lock_path()).expect("write forge.lock");
+}
+
+fn load_cost(rounds: usize) {
+    let forge = env!("CARGO_BIN_EXE_forge");
+    println!("load cost: plan and no-op run, median of {rounds} (peak RSS of any round):");
+    println!(
+        "  {:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "pipeline", "plan ms", "cpu ms", "MiB", "no-op ms", "cpu ms", "MiB"
+    );
+    let mut base = None;
+    for (shape, n) in [("chain", 6), ("chain", 5000), ("fan-out", 5000)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("pipeline.toml"), shaped_manifest(shape, n))
+            .expect("write manifest");
+        let quiet = |args: &[&str]| {
+            let mut cmd = Command::new(forge);
+            cmd.args(args)
+                .current_dir(dir.path())
+                .env("CI", "1")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            cmd
+        };
+        if n <= 6 {
+            measured(&mut quiet(&["run", "pipeline.toml"])); // every step runs once
+        } else {
+            record_all(dir.path());
+        }
+        let (plan, plan_kib, plan_cpu) =
+            measured_median(&mut quiet(&["plan", "pipeline.toml"]), rounds);
+        let (noop, noop_kib, noop_cpu) =
+            measured_median(&mut quiet(&["run", "pipeline.toml"]), rounds);
+        let per_step = ms(plan_cpu) / n as f64;
+        let ratio = base.map_or(String::new(), |b: f64| {
+            format!("  plan cpu per step = {:.2}x the 6-step's", per_step / b)
+        });
+        base.get_or_insert(per_step);
+        let mib = |kib: i64| kib as f64 / 1024.0;
+        println!(
+            "  {:<20} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}{ratio}",
+            format!("{shape}, {n} steps"),
+            ms(plan),
+            ms(plan_cpu),
+            mib(plan_kib),
+            ms(noop),
+            ms(noop_cpu),
+            mib(noop_kib),
+        );
+    }
+}
+
 fn hashing(size_mib: u64) {
     let dir = tempfile::tempdir_in(std::env::var("FORGE_BENCH_DIR").unwrap_or_else(|_| ".".into()))
         .expect("tempdir");
@@ -187,6 +340,11 @@ fn write_random(path: &Path, size_mib: u64) {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--load") {
+        load_cost(if quick { 3 } else { 7 });
+        return;
+    }
     noop_run(if quick { 11 } else { 31 });
+    load_cost(if quick { 3 } else { 7 });
     hashing(if quick { 256 } else { 1024 });
 }

@@ -181,8 +181,12 @@ pub fn run(args: &RunArgs) -> Result<i32, Failure> {
     let pipeline = Arc::new(pipeline);
     let stat = Arc::new(stat);
     let report = runtime.block_on(async {
+        // What a run killed with `kill -9` left running goes before anything starts.
+        for line in crate::steps::leftovers::stop_recorded(&pipeline.workspace).await {
+            eprintln!("{line}");
+        }
         let cancel = CancellationToken::new();
-        tokio::spawn(watch_signals(cancel.clone()));
+        tokio::spawn(watch_signals(cancel.clone(), pipeline.workspace.clone()));
         executor::execute(
             pipeline.clone(),
             &plans,
@@ -254,7 +258,7 @@ fn preflight_before_run(pipeline: &Pipeline, plans: &[StepPlan]) -> Result<(), F
     )))
 }
 
-async fn watch_signals(cancel: CancellationToken) {
+async fn watch_signals(cancel: CancellationToken, workspace: std::path::PathBuf) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(_) => return,
@@ -263,8 +267,16 @@ async fn watch_signals(cancel: CancellationToken) {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    eprintln!("[forge] interrupted: stopping running steps and services");
+    eprintln!(
+        "[forge] interrupted: stopping running steps and services (interrupt again to kill them now)"
+    );
     cancel.cancel();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("[forge] interrupted again: killing what is still running");
+    crate::steps::leftovers::kill_now(&workspace);
 }
 
 fn print_summary(report: &executor::RunReport) {
@@ -353,7 +365,10 @@ pub fn show(args: &ShowArgs) -> Result<i32, Failure> {
         );
         println!("  forge:    {}", r.forge_version);
         for (path, digest) in &r.parts.inputs {
-            println!("  input:    {path}  {}", &digest[..digest.len().min(16)]);
+            println!("  input:    {path}  {}", prefix(digest));
+        }
+        for (path, digest) in &r.parts.reads {
+            println!("  reads:    {path}  {}", prefix(digest));
         }
         for name in r.parts.env.keys() {
             println!("  env:      {name}");
@@ -362,12 +377,12 @@ pub fn show(args: &ShowArgs) -> Result<i32, Failure> {
             println!("  needs:    {up} ({} outputs)", outputs.len());
         }
         for (service, parts) in &r.parts.services {
-            println!("  service:  {service}  {}", &parts.digest()[..16]);
+            println!("  service:  {service}  {}", prefix(&parts.digest()));
         }
         for (path, d) in &r.outputs {
             println!(
                 "  output:   {path}  {}  ({} files, {} bytes)",
-                &d.digest[..16],
+                prefix(&d.digest),
                 d.files,
                 d.bytes
             );
@@ -375,6 +390,14 @@ pub fn show(args: &ShowArgs) -> Result<i32, Failure> {
         println!("  log:      {}", pipeline.log_path(id).display());
     }
     Ok(0)
+}
+
+/// The first 16 characters of a digest (all of it when shorter: a lock file edited by hand).
+fn prefix(digest: &str) -> &str {
+    digest
+        .char_indices()
+        .nth(16)
+        .map_or(digest, |(at, _)| &digest[..at])
 }
 
 /// `forge clean`.
@@ -386,6 +409,16 @@ pub fn clean(args: &CleanArgs) -> Result<i32, Failure> {
     } else {
         Some(WorkspaceLock::acquire(&state.join("lock")).map_err(Failure::usage)?)
     };
+    if !args.dry_run {
+        // Process records go with `--all`: first stop what they name, as the next run would.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| Failure::usage(format!("cannot start the runtime: {e}")))?;
+        for line in runtime.block_on(crate::steps::leftovers::stop_recorded(&pipeline.workspace)) {
+            eprintln!("{line}");
+        }
+    }
     let targets: Vec<std::path::PathBuf> = if args.all {
         std::fs::read_dir(&state)
             .map(|d| {
@@ -507,14 +540,24 @@ pub fn bench(args: &crate::steps::bench::BenchArgs) -> Result<i32, Failure> {
 }
 
 /// Marks the lock file: every step of the pipeline is fresh or ran (what a gate requires).
+/// A run that changes nothing leaves the file as it was (no new `finished_at` to commit).
 fn record_complete(pipeline: &Pipeline) -> Result<(), Failure> {
-    let mut lock = LockFile::load(&pipeline.lock_path()).map_err(Failure::usage)?;
-    lock.complete = Some(crate::cache::CompleteRun {
-        manifest_digest: pipeline.manifest_digest.clone(),
-        forge_version: env!("CARGO_PKG_VERSION").to_string(),
-        finished_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-    });
-    lock.save(&pipeline.lock_path()).map_err(Failure::usage)
+    let forge_version = env!("CARGO_PKG_VERSION");
+    let lock = LockFile::load(&pipeline.lock_path()).map_err(Failure::usage)?;
+    if lock.complete.as_ref().is_some_and(|c| {
+        c.manifest_digest == pipeline.manifest_digest && c.forge_version == forge_version
+    }) {
+        return Ok(());
+    }
+    LockFile::update(&pipeline.lock_path(), |lock| {
+        lock.complete = Some(crate::cache::CompleteRun {
+            manifest_digest: pipeline.manifest_digest.clone(),
+            forge_version: forge_version.to_string(),
+            finished_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string(),
+        });
+    })
+    .map_err(Failure::usage)
 }
 
 /// Checks the gate of a run that does paid work, and records how it got past it.

@@ -1,6 +1,7 @@
 //! Small filesystem helpers: atomic writes and moving staged outputs into place.
 
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsynced, then
@@ -12,6 +13,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    // A temporary file is private (0600); the file it becomes keeps the target's mode, or gets
+    // the usual 0644, so a committed lock file stays readable by others.
+    let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
@@ -53,5 +59,23 @@ pub fn remove_any(path: &Path) -> io::Result<()> {
         Ok(_) => std::fs::remove_file(path),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_writes_create_0644_and_keep_an_existing_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("forge.lock");
+        write_atomic(&path, b"one").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o644);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(mode(&path), 0o640);
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
     }
 }

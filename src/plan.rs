@@ -164,7 +164,35 @@ pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatC
         platform: travel::platform(step),
         upstream,
         services,
+        reads: read_digests(pipeline, step, stat),
     }
+}
+
+/// Digests of the files a built-in kind's `with` makes it read, except those inside the outputs
+/// of the steps it needs (their records already stand for them).
+fn read_digests(pipeline: &Pipeline, step: &Step, stat: &StatCache) -> BTreeMap<String, String> {
+    let Some(kind) = crate::steps::kind_of(step) else {
+        return BTreeMap::new();
+    };
+    let reads = kind.reads(&step.with);
+    if reads.is_empty() {
+        return BTreeMap::new();
+    }
+    let upstream: Vec<&Path> = material_upstream(pipeline, &step.id)
+        .iter()
+        .filter_map(|id| pipeline.steps.get(id))
+        .flat_map(|s| s.outputs.iter().map(Path::new))
+        .collect();
+    let own: Vec<String> = reads
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let normal = crate::manifest::paths::lexical(p, &pipeline.workspace);
+            !normal.is_some_and(|n| upstream.iter().any(|out| n.starts_with(out)))
+        })
+        .collect();
+    input_digests(&pipeline.workspace, &own, stat)
 }
 
 fn input_digests(
@@ -202,7 +230,7 @@ fn input_digests(
 }
 
 fn digest_or_reason(stat: &StatCache, path: &Path) -> String {
-    match stat.digest(path) {
+    match stat.input_digest(path) {
         Ok(Some(d)) => d.digest,
         Ok(None) => "missing".into(),
         Err(err) => format!("unreadable: {err}"),
@@ -306,8 +334,13 @@ pub fn plan(
         .collect();
     let mut actions: BTreeMap<&str, Action> = BTreeMap::new();
     let mut why: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let needed: BTreeSet<&str> = pipeline
+        .steps
+        .values()
+        .flat_map(|s| s.needs.iter().map(String::as_str))
+        .collect();
     for (id, st) in &states {
-        let final_step = crate::graph::consumers(pipeline, id).is_empty();
+        let final_step = !needed.contains(id);
         let action = match st {
             State::Stale(r) if targets.contains(*id) => {
                 why.insert(id, r.clone());
@@ -358,7 +391,10 @@ fn propagate<'p>(
                 continue;
             }
             for up in material_upstream(pipeline, id) {
-                let up = order.iter().find(|o| **o == up).map_or("", String::as_str);
+                let up = pipeline
+                    .steps
+                    .get_key_value(&up)
+                    .map_or("", |(id, _)| id.as_str());
                 let materialize = match &states[up] {
                     State::Absent(_) => true,
                     State::Stale(_) => !narrowed || targets.contains(up),

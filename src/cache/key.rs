@@ -31,6 +31,11 @@ pub struct KeyParts {
     pub upstream: BTreeMap<String, BTreeMap<String, String>>,
     /// Services it needs: id -> the service's own key parts (its identity).
     pub services: BTreeMap<String, KeyParts>,
+    /// Files a built-in kind reads because of its `with` settings (task directories, pricing
+    /// files, templates, tokenizers): path -> content digest (`missing` when absent). Empty for
+    /// `command` and `service`, and then left out, so their keys are what they were.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reads: BTreeMap<String, String>,
 }
 
 impl KeyParts {
@@ -86,6 +91,7 @@ impl KeyParts {
         {
             reasons.push(format!("no longer keys platform `{fact}`"));
         }
+        diff_maps("`with` file", &old.reads, &self.reads, &mut reasons);
         for (step, outputs) in &self.upstream {
             match old.upstream.get(step) {
                 Some(before) if before == outputs => {}

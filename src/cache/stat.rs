@@ -84,32 +84,50 @@ impl StatCache {
         Ok(())
     }
 
-    /// Digest of a file, a directory (recursively), or `None` when the path does not exist.
+    /// Digest of an output: a file, a directory (recursively), or `None` when the path does not
+    /// exist. A symbolic link the step wrote is recorded as the link (its target path).
     pub fn digest(&self, path: &Path) -> io::Result<Option<Digest>> {
-        let meta = match std::fs::symlink_metadata(path) {
+        self.digest_with(path, Links::AsWritten)
+    }
+
+    /// Digest of an input: like [`digest`](Self::digest), but a symbolic link stands for its
+    /// target, hashed by the target's content (a link whose target is missing is missing), and
+    /// directory walks follow links, entering a directory that is its own ancestor once.
+    pub fn input_digest(&self, path: &Path) -> io::Result<Option<Digest>> {
+        self.digest_with(path, Links::Follow)
+    }
+
+    fn digest_with(&self, path: &Path, links: Links) -> io::Result<Option<Digest>> {
+        let meta = match links.metadata(path) {
             Ok(meta) => meta,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(err),
         };
         if meta.is_dir() {
-            self.dir_digest(path).map(Some)
-        } else if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(path)?;
-            let digest = blake3::hash(target.as_os_str().as_encoded_bytes())
-                .to_hex()
-                .to_string();
-            Ok(Some(Digest {
-                digest,
-                files: 1,
-                bytes: 0,
-            }))
-        } else {
-            let digest = self.file_digest(path, &meta)?;
-            Ok(Some(Digest {
-                digest,
-                files: 1,
-                bytes: meta.size(),
-            }))
+            return self.dir_digest(path, &meta, links).map(Some);
+        }
+        let (digest, bytes) = self.item_digest(path, Some(&meta))?;
+        Ok(Some(Digest {
+            digest,
+            files: 1,
+            bytes,
+        }))
+    }
+
+    /// A file's digest and size; a link's (not followed) digest is that of its target path.
+    fn item_digest(
+        &self,
+        path: &Path,
+        meta: Option<&std::fs::Metadata>,
+    ) -> io::Result<(String, u64)> {
+        match meta {
+            Some(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(path)?;
+                let digest = blake3::hash(target.as_os_str().as_encoded_bytes());
+                Ok((digest.to_hex().to_string(), 0))
+            }
+            Some(meta) => Ok((self.file_digest(path, meta)?, meta.size())),
+            None => Ok((String::from("missing"), 0)),
         }
     }
 
@@ -133,33 +151,30 @@ impl StatCache {
     }
 
     /// A Merkle digest over the sorted relative paths and digests of every file below `root`.
-    fn dir_digest(&self, root: &Path) -> io::Result<Digest> {
+    /// Following links, a link to a directory is walked under the link's name, a directory that
+    /// is its own ancestor (a link cycle) is entered once, and a dangling link counts as a file
+    /// whose content is `missing`, so creating its target changes the digest.
+    fn dir_digest(
+        &self,
+        root: &Path,
+        meta: &std::fs::Metadata,
+        links: Links,
+    ) -> io::Result<Digest> {
+        let mut listed = Vec::new();
+        let mut ancestors = vec![(meta.dev(), meta.ino())];
+        walk(root, links, &mut ancestors, &mut listed)?;
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
         let mut hasher = blake3::Hasher::new();
         let mut files = 0;
         let mut bytes = 0;
-        let mut stack = vec![root.to_path_buf()];
-        let mut listed = Vec::new();
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir)? {
-                let entry = entry?;
-                if entry.file_type()?.is_dir() {
-                    stack.push(entry.path());
-                } else {
-                    listed.push(entry.path());
-                }
-            }
-        }
-        listed.sort();
-        for path in listed {
-            let Some(digest) = self.digest(&path)? else {
-                continue;
-            };
+        for (path, meta) in listed {
+            let (digest, size) = self.item_digest(&path, meta.as_ref())?;
             let relative = path.strip_prefix(root).unwrap_or(&path);
             hasher.update(relative.as_os_str().as_encoded_bytes());
             hasher.update(&[0]);
-            hasher.update(digest.digest.as_bytes());
+            hasher.update(digest.as_bytes());
             files += 1;
-            bytes += digest.bytes;
+            bytes += size;
         }
         Ok(Digest {
             digest: hasher.finalize().to_hex().to_string(),
@@ -167,6 +182,55 @@ impl StatCache {
             bytes,
         })
     }
+}
+
+/// Whether symbolic links are followed (inputs) or recorded as written (outputs).
+#[derive(Debug, Clone, Copy)]
+enum Links {
+    Follow,
+    AsWritten,
+}
+
+impl Links {
+    fn metadata(self, path: &Path) -> io::Result<std::fs::Metadata> {
+        match self {
+            Links::Follow => std::fs::metadata(path),
+            Links::AsWritten => std::fs::symlink_metadata(path),
+        }
+    }
+}
+
+/// Lists the files below `dir` with their metadata (`None`: a dangling link being followed).
+/// `ancestors` holds the (device, inode) of every directory on the way down.
+fn walk(
+    dir: &Path,
+    links: Links,
+    ancestors: &mut Vec<(u64, u64)>,
+    listed: &mut Vec<(PathBuf, Option<std::fs::Metadata>)>,
+) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let meta = match links.metadata(&path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                listed.push((path, None));
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        if !meta.is_dir() {
+            listed.push((path, Some(meta)));
+            continue;
+        }
+        let id = (meta.dev(), meta.ino());
+        if ancestors.contains(&id) {
+            continue; // a link back up the tree: its content is already being hashed
+        }
+        ancestors.push(id);
+        walk(&path, links, ancestors, listed)?;
+        ancestors.pop();
+    }
+    Ok(())
 }
 
 /// blake3 of a file; large files are memory-mapped and hashed on all cores.
@@ -206,6 +270,62 @@ mod tests {
         let third = cache.digest(dir.path()).unwrap().unwrap();
         assert_ne!(second.digest, third.digest);
         assert!(cache.digest(&dir.path().join("missing")).unwrap().is_none());
+    }
+
+    #[test]
+    fn links_are_hashed_by_their_targets_and_cycles_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("real/sub")).unwrap();
+        std::fs::write(root.join("real/sub/a"), "one").unwrap();
+        std::fs::write(root.join("target.txt"), "v1").unwrap();
+        std::os::unix::fs::symlink(root.join("target.txt"), root.join("link.txt")).unwrap();
+        std::fs::create_dir(root.join("tree")).unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("tree/inner")).unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("real/sub/loop")).unwrap();
+        std::os::unix::fs::symlink(root.join("nowhere"), root.join("real/dangling")).unwrap();
+        let cache = StatCache::default();
+        let file = cache.input_digest(&root.join("link.txt")).unwrap().unwrap();
+        assert_eq!(
+            file,
+            cache
+                .input_digest(&root.join("target.txt"))
+                .unwrap()
+                .unwrap()
+        );
+        let written = cache.digest(&root.join("tree")).unwrap().unwrap();
+        assert_eq!(written.files, 1, "an output's link is recorded as the link");
+        let tree = cache.input_digest(&root.join("tree")).unwrap().unwrap();
+        assert_eq!(
+            tree.files, 2,
+            "sub/a and the dangling link; the loop is entered once"
+        );
+        std::fs::write(root.join("target.txt"), "v2").unwrap();
+        std::fs::write(root.join("real/sub/a"), "two").unwrap();
+        assert_ne!(
+            file,
+            cache.input_digest(&root.join("link.txt")).unwrap().unwrap()
+        );
+        let edited = cache.input_digest(&root.join("tree")).unwrap().unwrap();
+        assert_ne!(tree, edited);
+        assert_eq!(written, cache.digest(&root.join("tree")).unwrap().unwrap());
+        std::fs::write(root.join("nowhere"), "now here").unwrap();
+        let created = cache.input_digest(&root.join("tree")).unwrap().unwrap();
+        assert_eq!(created.files, 2);
+        assert_ne!(created, edited);
+        assert!(
+            cache
+                .input_digest(&root.join("real/dangling"))
+                .unwrap()
+                .is_some()
+        );
+        std::fs::remove_file(root.join("nowhere")).unwrap();
+        assert!(
+            cache
+                .input_digest(&root.join("real/dangling"))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

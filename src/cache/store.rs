@@ -61,6 +61,16 @@ pub struct LockFile {
     /// The rehearsal the last gated run relied on (set when the gate passed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gated_by: Option<GatePassed>,
+    /// The file as this process last read or wrote it (device, inode, size, mtime): when it
+    /// differs at the next write, another run wrote the file meanwhile.
+    #[serde(skip)]
+    seen: Option<(u64, u64, u64, i64, i64)>,
+}
+
+fn fingerprint(path: &Path) -> Option<(u64, u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
 /// A run in which every step of the pipeline ended fresh or ran successfully.
@@ -125,6 +135,16 @@ pub enum StoreError {
         /// The cause.
         source: serde_json::Error,
     },
+    /// The file was written in another format version.
+    #[error(
+        "`{path}` has lock file format version {found}; this Forge reads version {LOCK_VERSION}\nhint: run the Forge version that wrote it, or delete the file to rerun every step"
+    )]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The version it declares.
+        found: u32,
+    },
     /// Another `forge run` holds the workspace.
     #[error(
         "another `forge run` (pid {pid}) is using this workspace (lock `{path}`)\nhint: wait for it to finish, or stop it (`kill {pid}`)"
@@ -155,10 +175,61 @@ impl LockFile {
                 });
             }
         };
-        serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
-            path: path.to_path_buf(),
+        let mut lock: Self =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        lock.seen = fingerprint(path);
+        if lock.version != LOCK_VERSION {
+            return Err(StoreError::Version {
+                path: path.to_path_buf(),
+                found: lock.version,
+            });
+        }
+        Ok(lock)
+    }
+
+    /// Reads `path`, applies `change`, and writes it back, holding an exclusive `flock` on the
+    /// results directory meanwhile: two runs that share one results directory (two workspaces,
+    /// say) never overwrite each other's records.
+    pub fn update<T>(path: &Path, change: impl FnOnce(&mut Self) -> T) -> Result<T, StoreError> {
+        let mut lock = Self {
+            seen: Some((0, 0, 0, 0, 0)), // never matches: read the file first
+            ..Self::default()
+        };
+        lock.commit(path, change)
+    }
+
+    /// Like [`update`](Self::update) on this in-memory copy: applies `change` and writes the file
+    /// under the directory lock, first re-reading it only when another run wrote it since.
+    pub fn commit<T>(
+        &mut self,
+        path: &Path,
+        change: impl FnOnce(&mut Self) -> T,
+    ) -> Result<T, StoreError> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let io_err = |source| StoreError::Io {
+            path: dir.to_path_buf(),
             source,
-        })
+        };
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+        let handle = File::open(dir).map_err(io_err)?;
+        // SAFETY: flock on a descriptor we own; released when `handle` is dropped.
+        if unsafe { libc::flock(handle.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io_err(io::Error::last_os_error()));
+        }
+        if fingerprint(path) != self.seen {
+            *self = Self::load(path)?;
+        }
+        let out = change(self);
+        self.save(path)?;
+        self.seen = fingerprint(path);
+        drop(handle);
+        Ok(out)
     }
 
     /// Writes the whole file atomically.

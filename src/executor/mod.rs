@@ -210,6 +210,9 @@ pub async fn execute(
 
 fn idle_result(p: &StepPlan, shared: &Shared) -> StepResult {
     let status = match p.action {
+        Action::Start | Action::Idle if let Some(why) = shared.services.start_failure(&p.id) => {
+            Status::Failed(why)
+        }
         Action::Start | Action::Idle if shared.services.was_started(&p.id) => Status::Started,
         Action::Start | Action::Idle => Status::Idle,
         Action::Fresh => Status::Fresh,
@@ -578,9 +581,11 @@ async fn commit(
         forge_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let mut lock = shared.lock.lock().await;
-    lock.steps.insert(step.id.clone(), record);
-    lock.save(&shared.pipeline.lock_path())
-        .map_err(|e| e.to_string())?;
+    // Re-read first when another run (sharing the results directory) wrote the file meanwhile.
+    lock.commit(&shared.pipeline.lock_path(), |lock| {
+        lock.steps.insert(step.id.clone(), record);
+    })
+    .map_err(|e| e.to_string())?;
     let _ = shared.stat.save();
     Ok(())
 }

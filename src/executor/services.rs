@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{Probe, Step};
 use crate::steps::ServiceInfo;
+use crate::steps::leftovers;
 use crate::steps::process::{self, Group};
 
 /// Lines of a service's log shown when it fails.
@@ -161,6 +162,13 @@ impl Services {
         let line = step.run.clone().unwrap_or_default();
         let mut group = process::spawn(&line, &slot.workspace, &slot.env, &slot.log)
             .map_err(|e| format!("cannot start service `{}`: {e}", step.id))?;
+        group.record = leftovers::record(
+            &slot.workspace,
+            group.pgid,
+            &format!("service `{}`", step.id),
+            step.stop_grace,
+        )
+        .ok();
         let ready = step
             .ready
             .clone()
@@ -230,6 +238,15 @@ impl Services {
         self.slots
             .get(id)
             .is_some_and(|s| s.started.load(Ordering::SeqCst))
+    }
+
+    /// Why a service failed to start, if it did (read once the run is over).
+    pub fn start_failure(&self, id: &str) -> Option<String> {
+        let slot = self.slots.get(id)?;
+        match &*slot.phase.try_lock().ok()? {
+            Phase::Failed(message) => Some(message.clone()),
+            _ => None,
+        }
     }
 
     /// Why a service died, if it did.
@@ -386,7 +403,7 @@ async fn gather_facts(
     if let Some(model) = &step.model {
         facts.insert("model_id".into(), json!(model));
         let dir = workspace.join(model);
-        match stat.digest(&dir) {
+        match stat.input_digest(&dir) {
             Ok(Some(digest)) => {
                 facts.insert(
                     "model_sha".into(),

@@ -93,7 +93,31 @@ pub(super) fn declare_steps(
     for step in &declared {
         check_id(&step.id, files, errors);
     }
+    check_matrices(raw, &files[0], errors);
     declared
+}
+
+/// An empty matrix list would expand a step into nothing, silently removing it.
+fn check_matrices(raw: &RawManifest, file: &SourceFile, errors: &mut ManifestErrors) {
+    for (id, step) in &raw.steps {
+        for (key, values) in &step.get_ref().matrix {
+            if values.get_ref().is_empty() {
+                errors.push(
+                    ManifestDiagnostic::at(
+                        file,
+                        values.span(),
+                        format!(
+                            "matrix `{}` of step `{}` is an empty list",
+                            key.get_ref(),
+                            id.get_ref()
+                        ),
+                    )
+                    .label("no values")
+                    .help("give it at least one value, or remove the matrix entry; an empty list would remove the step"),
+                );
+            }
+        }
+    }
 }
 
 pub(super) fn declare(id: &Spanned<String>, step: &Spanned<RawStep>) -> Declared {

@@ -19,15 +19,29 @@ pub struct SourceFile {
 impl SourceFile {
     /// Reads `path`, or returns a diagnostic that says why it cannot.
     pub fn read(path: &Path) -> Result<Self, Box<ManifestDiagnostic>> {
-        match std::fs::read_to_string(path) {
+        let bytes = std::fs::read(path).map_err(|err| {
+            Box::new(
+                ManifestDiagnostic::plain(format!("cannot read `{}`: {err}", path.display()))
+                    .help("check the path and that the file is readable"),
+            )
+        })?;
+        match String::from_utf8(bytes) {
             Ok(text) => Ok(Self {
                 path: path.to_path_buf(),
                 text,
             }),
-            Err(err) => Err(Box::new(ManifestDiagnostic::plain(format!(
-                "cannot read `{}`: {err}",
-                path.display()
-            )))),
+            Err(err) => {
+                let at = err.utf8_error().valid_up_to();
+                let file = Self {
+                    path: path.to_path_buf(),
+                    text: String::from_utf8_lossy(err.as_bytes()).into_owned(),
+                };
+                Err(Box::new(
+                    ManifestDiagnostic::at(&file, at..at + 1, "this file is not valid UTF-8")
+                        .label("invalid byte here")
+                        .help("TOML files are UTF-8 text: save the file as UTF-8"),
+                ))
+            }
         }
     }
 }
@@ -192,7 +206,13 @@ pub fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
 /// Turns a TOML parse or type error into a diagnostic pointing at its span.
 pub fn from_toml(file: &SourceFile, err: &toml::de::Error) -> ManifestDiagnostic {
     let message = err.message().trim().to_string();
-    let help = toml_hint(&message);
+    let help = toml_hint(&message).or_else(|| {
+        Some(if message.starts_with("duplicate key") {
+            String::from("each key and each `[steps.<id>]` table may appear once: merge or rename the duplicates")
+        } else {
+            String::from("fix the TOML syntax here (see https://toml.io); docs/manifest.md lists Forge's keys")
+        })
+    });
     match err.span() {
         Some(span) => ManifestDiagnostic::at(file, span, message).maybe_help(help),
         None => ManifestDiagnostic::plain(format!("{}: {message}", file.path.display()))

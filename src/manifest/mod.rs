@@ -7,6 +7,7 @@ mod expand;
 mod keyed;
 pub mod model;
 pub mod preflight;
+pub mod paths;
 pub mod profiles;
 pub mod resolve;
 pub mod schema;

@@ -123,9 +123,11 @@ pub fn overlay_params(
             Ok(new) => {
                 params.insert(name.clone(), new);
             }
-            Err(message) => {
-                errors.push(ManifestDiagnostic::at(file, value.span(), message).label("wrong type"))
-            }
+            Err(message) => errors.push(
+                ManifestDiagnostic::at(file, value.span(), message)
+                    .label("wrong type")
+                    .help(type_hint(current)),
+            ),
         }
     }
 }
@@ -154,9 +156,10 @@ pub fn apply_sets(
             Ok(new) => {
                 params.insert(key.to_string(), new);
             }
-            Err(message) => errors.push(ManifestDiagnostic::plain(format!(
-                "invalid `--set {set}`: {message}"
-            ))),
+            Err(message) => errors.push(
+                ManifestDiagnostic::plain(format!("invalid `--set {set}`: {message}"))
+                    .help(format!("{}; `--set` values are TOML", type_hint(current))),
+            ),
         }
     }
 }
@@ -219,6 +222,22 @@ fn check_type(name: &str, current: &Json, new: Json) -> Result<Json, String> {
             type_name(&new)
         )),
     }
+}
+
+/// How to write a value of the default's type.
+fn type_hint(current: &Json) -> String {
+    let example = match current {
+        Json::Array(_) => "`[1, 8]`",
+        Json::Bool(_) => "`true` or `false`",
+        Json::Number(n) if n.is_f64() => "`0.9`",
+        Json::Number(_) => "`8`",
+        Json::Object(_) => "`{ key = \"value\" }`",
+        Json::String(_) | Json::Null => "`\"text\"`",
+    };
+    format!(
+        "write {} like the default, for example {example}",
+        type_name(current)
+    )
 }
 
 fn type_name(value: &Json) -> &'static str {

@@ -1,7 +1,7 @@
 //! Raw manifest + profile chain + `--set` -> the validated [`Pipeline`]: parameters overlaid,
 //! steps overlaid and matrix-expanded, templates rendered, kinds and references checked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +17,8 @@ use super::templating::Renderer;
 
 use super::declare::{Declared, Loc, declare_steps};
 use super::expand::{
-    closure, collect_strings, expand, find_in, id_fragment, match_need, matrix_order, steps_context,
+    Lookup, collect_strings, expand, find_in, id_fragment, match_need, matrix_order,
+    step_references, steps_context, template_sources,
 };
 
 /// What to load.
@@ -188,7 +189,9 @@ pub(super) struct Instance<'d> {
     pub(super) matrix: BTreeMap<String, Json>,
     pub(super) context: Json,
     pub(super) needs: Vec<(String, &'d Loc<String>)>,
+    /// The normalized outputs, and the index of each in `declared.outputs`.
     pub(super) outputs: Vec<String>,
+    pub(super) output_at: Vec<usize>,
     pub(super) url: Option<String>,
 }
 
@@ -202,7 +205,22 @@ impl<'a> Resolver<'a> {
     }
 
     pub(super) fn render(&mut self, loc: &Loc<String>, context: &Json) -> Option<String> {
-        match self.renderer.render(&loc.value, context) {
+        let result = self.renderer.render(&loc.value, context);
+        self.rendered(loc, result)
+    }
+
+    /// Renders a `run` line with every value shell-quoted (see [`Renderer::render_shell`]).
+    pub(super) fn render_run(&mut self, loc: &Loc<String>, context: &Json) -> Option<String> {
+        let result = self.renderer.render_shell(&loc.value, context);
+        self.rendered(loc, result)
+    }
+
+    fn rendered(
+        &mut self,
+        loc: &Loc<String>,
+        result: Result<String, super::templating::TemplateError>,
+    ) -> Option<String> {
+        match result {
             Ok(s) => Some(s),
             Err(e) => {
                 let d = self
@@ -231,16 +249,14 @@ impl<'a> Resolver<'a> {
             }
         }
         self.check_duplicates(&instances);
-        let ids: Vec<(String, String, BTreeMap<String, Json>)> = instances
-            .iter()
-            .map(|i| (i.id.clone(), i.declared.id.value.clone(), i.matrix.clone()))
-            .collect();
-        let mut resolved_needs: Vec<Vec<String>> = Vec::new();
+        let lookup = Lookup::new(&instances);
+        let mut resolved_needs: Vec<Vec<usize>> = Vec::with_capacity(instances.len());
         for inst in &instances {
             let mut needs = Vec::new();
+            let mut seen = HashSet::new();
             for (need, loc) in &inst.needs {
-                match match_need(need, &inst.matrix, &ids) {
-                    Ok(found) => needs.extend(found),
+                match match_need(need, &inst.matrix, &instances, &lookup) {
+                    Ok(found) => needs.extend(found.into_iter().filter(|i| seen.insert(*i))),
                     Err(help) => {
                         let d = self
                             .diag(
@@ -253,14 +269,23 @@ impl<'a> Resolver<'a> {
                     }
                 }
             }
-            needs.dedup();
             resolved_needs.push(needs);
         }
-        let mut steps = IndexMap::new();
+        let mut steps = IndexMap::with_capacity(instances.len());
         for (index, inst) in instances.iter().enumerate() {
-            let closure = closure(index, &instances, &resolved_needs);
-            if let Some(step) = self.second_pass(inst, &resolved_needs[index], &closure, &instances)
-            {
+            let referenced = step_references(template_sources(inst.declared));
+            let context = steps_context(
+                index,
+                &instances,
+                &resolved_needs,
+                &lookup,
+                referenced.as_ref(),
+            );
+            let needs: Vec<String> = resolved_needs[index]
+                .iter()
+                .map(|&i| instances[i].id.clone())
+                .collect();
+            if let Some(step) = self.second_pass(inst, &needs, context) {
                 steps.insert(step.id.clone(), step);
             }
         }
@@ -290,7 +315,7 @@ impl<'a> Resolver<'a> {
             .iter()
             .filter_map(|l| self.render(l, &context).map(|n| (n, l)))
             .collect();
-        let outputs = self.render_all(&d.outputs, &context);
+        let (outputs, output_at) = self.outputs(d, &context);
         let url = d.url.as_ref().and_then(|u| self.render(u, &context));
         Instance {
             declared: d,
@@ -299,6 +324,7 @@ impl<'a> Resolver<'a> {
             context,
             needs,
             outputs,
+            output_at,
             url,
         }
     }
@@ -326,8 +352,7 @@ impl<'a> Resolver<'a> {
         &mut self,
         inst: &Instance,
         needs: &[String],
-        closure: &[usize],
-        all: &[Instance],
+        steps: Json,
     ) -> Option<Step> {
         let d = inst.declared;
         let mut context = inst.context.clone();
@@ -335,10 +360,10 @@ impl<'a> Resolver<'a> {
         if let Some(url) = &inst.url {
             context["url"] = json!(url);
         }
-        context["steps"] = steps_context(closure, all);
+        context["steps"] = steps;
         let errors_before = self.errors.items.len();
         let inputs = self.render_all(&d.inputs, &context);
-        let run = d.run.as_ref().and_then(|r| self.render(r, &context));
+        let run = d.run.as_ref().and_then(|r| self.render_run(r, &context));
         let model = d.model.as_ref().and_then(|r| self.render(r, &context));
         let env: BTreeMap<String, String> = d
             .env

@@ -1,7 +1,10 @@
 //! minijinja templates over params, profile, step outputs and platform facts, rendered in strict
-//! mode: an undefined variable is an error naming the variable, never an empty string.
+//! mode: an undefined variable is an error naming the variable, never an empty string. A step's
+//! `run` renders in shell mode: every value is shell-quoted unless the template asks for raw text
+//! with the `raw` filter.
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::value::Value;
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
 use serde_json::Value as Json;
 
 use super::diagnostics::{closest, list};
@@ -9,6 +12,7 @@ use super::diagnostics::{closest, list};
 /// Renders manifest strings.
 pub struct Renderer {
     env: Environment<'static>,
+    shell: Environment<'static>,
 }
 
 /// Why a template did not render.
@@ -25,8 +29,36 @@ impl Default for Renderer {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.add_filter("for_platform", for_platform);
-        Self { env }
+        env.add_filter("raw", raw);
+        let mut shell = env.clone();
+        shell.set_auto_escape_callback(|_| AutoEscape::Custom("shell".into()));
+        shell.set_formatter(shell_formatter);
+        Self { env, shell }
     }
+}
+
+/// `{{ value | raw }}`: the value's text as is, not quoted, in a `run` line.
+fn raw(value: Value) -> Value {
+    if value.is_safe() {
+        return value;
+    }
+    Value::from_safe_string(value.to_string())
+}
+
+/// Writes a value into a shell command line as one word (POSIX quoting), so a path with spaces,
+/// quotes or `$` stays one argument and runs nothing. Text marked `raw` goes in as is.
+fn shell_formatter(out: &mut Output, _state: &mut State, value: &Value) -> Result<(), Error> {
+    let text = value.to_string();
+    if value.is_safe() {
+        return out.write_str(&text).map_err(Error::from);
+    }
+    let quoted = shlex::try_quote(&text).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            "a value contains a NUL byte, which no shell argument can hold",
+        )
+    })?;
+    out.write_str(&quoted).map_err(Error::from)
 }
 
 impl Renderer {
@@ -37,6 +69,18 @@ impl Renderer {
         }
         let ctx = minijinja::Value::from(minijinja::value::Serde(context));
         self.env
+            .render_str(source, ctx)
+            .map_err(|err| self.explain(source, context, &err))
+    }
+
+    /// Renders a `run` line: every `{{ value }}` becomes one shell word (quoted as needed) unless
+    /// it goes through the `raw` filter.
+    pub fn render_shell(&self, source: &str, context: &Json) -> Result<String, TemplateError> {
+        if !source.contains("{{") && !source.contains("{%") {
+            return Ok(source.to_string());
+        }
+        let ctx = minijinja::Value::from(minijinja::value::Serde(context));
+        self.shell
             .render_str(source, ctx)
             .map_err(|err| self.explain(source, context, &err))
     }
@@ -105,7 +149,9 @@ impl Renderer {
         let detail = err.detail().map(|d| format!(": {d}")).unwrap_or_default();
         TemplateError {
             message: format!("template error: {}{detail}", err.kind()),
-            help: None,
+            help: Some(String::from(
+                "templates are minijinja: `{{ params.x }}` for a value, `{% if ... %}...{% endif %}` for logic; docs/manifest.md (Templates) lists the variables",
+            )),
         }
     }
 
@@ -141,7 +187,9 @@ impl Renderer {
                                 "defined here: {}",
                                 list(siblings.iter().map(|s| format!("{prefix}{s}")))
                             )),
-                            None => None,
+                            None => Some(String::from(
+                                "docs/manifest.md (Templates) lists the variables a template sees",
+                            )),
                         };
                         return Some((format!("{prefix}{part}"), help));
                     }
@@ -246,6 +294,65 @@ mod tests {
         let err = r.render(source, &ctx("linux", "riscv64")).unwrap_err();
         insta::assert_snapshot!(err.message, @"template error: invalid operation: no entry for this platform `linux-riscv64` (it has `linux-x86_64`, `macos-aarch64`); add one to the table, or run this profile on one of those platforms");
         assert_eq!(r.params_used(source), ["lock"]);
+    }
+
+    #[test]
+    fn run_lines_quote_every_value_unless_raw() {
+        let r = Renderer::default();
+        let ctx = json!({
+            "workspace": "/tmp/a b/w$(touch x)/it's",
+            "params": {"flags": "--a 1", "n": 8, "levels": [1, 4], "word": "plain"},
+        });
+        let line = r
+            .render_shell(
+                "cd {{ workspace }} && run {{ params.word }} {{ params.n }}",
+                &ctx,
+            )
+            .unwrap();
+        assert_eq!(line, "cd '/tmp/a b/w$(touch x)/it'\"'s\" && run plain 8");
+        assert_eq!(
+            r.render_shell("x {{ params.flags | raw }} {{ params.levels }}", &ctx)
+                .unwrap(),
+            "x --a 1 '[1, 4]'"
+        );
+        assert_eq!(
+            r.render_shell("{{ '' }}|{{ params.word ~ ' x' }}", &ctx)
+                .unwrap(),
+            "''|'plain x'"
+        );
+        // The same template outside `run` is not quoted.
+        assert_eq!(
+            r.render("{{ workspace }}", &ctx).unwrap(),
+            "/tmp/a b/w$(touch x)/it's"
+        );
+    }
+
+    #[test]
+    fn a_quoted_value_is_one_shell_word_whatever_it_holds() {
+        let r = Renderer::default();
+        for text in [
+            "a b",
+            "$(touch x)",
+            "`x`",
+            "it's",
+            "\\\"",
+            "a\nb",
+            "*",
+            "~",
+            "-",
+            "#x",
+        ] {
+            let line = r
+                .render_shell("printf '%s' {{ v }}", &json!({"v": text}))
+                .unwrap();
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&line)
+                .current_dir(std::env::temp_dir())
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), text, "{line}");
+        }
     }
 
     #[test]

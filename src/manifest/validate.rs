@@ -1,18 +1,14 @@
-//! Checks on a resolved step: readiness probes, durations, what each kind takes, and paths
-//! (one writer per output; an input that another step writes is a `needs`).
+//! Checks on a resolved step: readiness probes, durations, and what each kind takes.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
-use indexmap::IndexMap;
 use serde_json::Value as Json;
 
 use super::declare::{Declared, Loc};
 use super::diagnostics::{ManifestDiagnostic, did_you_mean, list};
 use super::expand::field_span;
 use super::model::{Probe, Ready, Step};
-use super::resolve::{Instance, Resolver};
+use super::resolve::Resolver;
 use super::schema::RawReady;
 
 impl Resolver<'_> {
@@ -199,37 +195,6 @@ impl Resolver<'_> {
                     self.errors.push(diag);
                 }
             },
-        }
-    }
-
-    /// Outputs are written by one step only; an input that is another step's output is a `needs`.
-    pub(super) fn check_paths(&mut self, steps: &IndexMap<String, Step>, instances: &[Instance]) {
-        let mut writers: BTreeMap<&str, &str> = BTreeMap::new();
-        for inst in instances {
-            for out in &inst.outputs {
-                if let Some(other) = writers.insert(out, &inst.id)
-                    && other != inst.id
-                {
-                    let d = self.diag(&inst.declared.id, format!("steps `{other}` and `{}` both write `{out}`", inst.id))
-                            .help("give each step its own outputs (use `{{ step.id }}` or a matrix value in the path)");
-                    self.errors.push(d);
-                }
-            }
-        }
-        for inst in instances {
-            let Some(step) = steps.get(&inst.id) else {
-                continue;
-            };
-            for input in &step.inputs {
-                let producer = writers
-                    .iter()
-                    .find(|(out, _)| Path::new(input).starts_with(out));
-                if let Some((out, producer)) = producer {
-                    let d = self.diag(&inst.declared.id, format!("step `{}` declares input `{input}`, which step `{producer}` writes (`{out}`)", inst.id))
-                        .help(format!("depend on it with `needs = [\"{producer}\"]` and refer to `{{{{ steps.{producer}.outputs[0] }}}}`; inputs are source files"));
-                    self.errors.push(d);
-                }
-            }
         }
     }
 }

@@ -98,7 +98,11 @@ pub async fn stream(
         tokio::spawn(forward(BufReader::new(err), tx.clone()));
     }
     drop(tx);
-    let mut group = Group { child, pgid };
+    let mut group = Group {
+        child,
+        pgid,
+        record: None,
+    };
     loop {
         tokio::select! {
             line = rx.recv() => match line {

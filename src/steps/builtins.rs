@@ -24,6 +24,12 @@ macro_rules! builtin {
                 check_settings::<$settings>(with).map(|_| ())
             }
 
+            fn reads(&self, with: &Json) -> Vec<std::path::PathBuf> {
+                check_settings::<$settings>(with)
+                    .map(|s| s.reads())
+                    .unwrap_or_default()
+            }
+
             fn run<'a>(&'a self, step: &'a Step, io: StepIo) -> StepFuture<'a> {
                 Box::pin(async move {
                     let settings: $settings = check_settings(&step.with).map_err(StepError::new)?;

@@ -2,8 +2,8 @@
 
 use serde_json::Value as Json;
 
-use super::process;
 use super::{Outcome, StepError, StepFuture, StepIo, StepKind};
+use super::{leftovers, process};
 use crate::manifest::Step;
 
 /// Runs `run` with `sh -c`.
@@ -32,6 +32,13 @@ async fn run(step: &Step, io: StepIo) -> Result<Outcome, StepError> {
     let env = process::step_env(step, &io.provenance.profile, &io.workspace);
     let mut group = process::spawn(&line, &io.workspace, &env, &io.log)
         .map_err(|e| StepError::new(format!("cannot start `sh -c {line}`: {e}")))?;
+    group.record = leftovers::record(
+        &io.workspace,
+        group.pgid,
+        &format!("step `{}`", step.id),
+        step.stop_grace,
+    )
+    .ok();
     let timeout = step.timeout.unwrap_or(std::time::Duration::MAX);
     let status = tokio::select! {
         status = group.child.wait() => status.map_err(|e| StepError::new(format!("waiting for the process failed: {e}")))?,
@@ -52,7 +59,7 @@ async fn run(step: &Step, io: StepIo) -> Result<Outcome, StepError> {
     }
 }
 
-/// The command line with `outputs` pointing at the staging paths.
+/// The command line with `outputs` pointing at the staging paths, every value shell-quoted.
 fn render_with_staging(step: &Step, io: &StepIo) -> Result<String, StepError> {
     let source = step.run_source.as_deref().unwrap_or_default();
     let mut context = step.context.clone();
@@ -63,6 +70,6 @@ fn render_with_staging(step: &Step, io: &StepIo) -> Result<String, StepError> {
             .collect::<Vec<_>>(),
     );
     crate::manifest::templating::Renderer::default()
-        .render(source, &context)
+        .render_shell(source, &context)
         .map_err(|e| StepError::new(format!("cannot render `run`: {}", e.message)))
 }

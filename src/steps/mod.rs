@@ -8,6 +8,7 @@ pub mod command;
 pub mod cost;
 pub mod eval;
 pub mod io;
+pub mod leftovers;
 pub mod metadata;
 pub mod model_source;
 pub mod process;
@@ -60,6 +61,12 @@ pub trait StepKind: Sync {
     fn check(&self, with: &Json) -> Result<(), String>;
     /// Runs the step, writing its outputs to `io.outputs`.
     fn run<'a>(&'a self, step: &'a Step, io: StepIo) -> StepFuture<'a>;
+    /// Files and directories its `with` settings make it read (task directories, pricing files,
+    /// templates, tokenizers), workspace-relative or absolute. Their contents enter the step's
+    /// key, so editing one reruns the step.
+    fn reads(&self, _with: &Json) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
 }
 
 /// The built-in kinds (everything but `command` and `service`).

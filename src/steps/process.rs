@@ -73,6 +73,8 @@ pub struct Group {
     pub child: Child,
     /// The process group id (the child's pid).
     pub pgid: i32,
+    /// The group's entry under `.forge/processes/`, removed when the group is dropped.
+    pub record: Option<super::leftovers::Record>,
 }
 
 /// Starts `sh -c <line>` in `dir` as the leader of a new process group, stdout and stderr
@@ -110,7 +112,11 @@ pub fn spawn(
         .id()
         .and_then(|p| i32::try_from(p).ok())
         .ok_or_else(|| io::Error::other("child has no pid"))?;
-    Ok(Group { child, pgid })
+    Ok(Group {
+        child,
+        pgid,
+        record: None,
+    })
 }
 
 /// True while any process of the group is alive.

@@ -251,7 +251,7 @@ run = "curl -s {{{{ steps.serve.url }}}}/ > /dev/null; echo '{{\"tps\": 5}}' > {
 kind = "command"
 needs = ["bench"]
 outputs = ["results/chart.txt"]
-run = "echo '{{{{ params.title }}}}' $(cat {{{{ steps.bench.outputs[0] }}}}) > {{{{ outputs[0] }}}}; echo c >> runs.log"
+run = "echo {{{{ params.title }}}} $(cat {{{{ steps.bench.outputs[0] }}}}) > {{{{ outputs[0] }}}}; echo c >> runs.log"
 "#
     );
     ws.write("pipelines/forge.toml", &manifest);

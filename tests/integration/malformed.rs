@@ -15,7 +15,7 @@ fn every_malformed_manifest_gets_a_clear_error() {
     names.sort();
     assert!(names.len() >= 30, "the corpus has {} files", names.len());
     for name in names {
-        let text = std::fs::read_to_string(dir.join(&name)).unwrap();
+        let text = String::from_utf8_lossy(&std::fs::read(dir.join(&name)).unwrap()).into_owned();
         let mut args = vec!["plan".to_string(), name.clone()];
         if let Some(extra) = text.lines().next().and_then(|l| l.strip_prefix("# args: ")) {
             args.extend(extra.split(' ').map(String::from));
@@ -34,6 +34,11 @@ fn every_malformed_manifest_gets_a_clear_error() {
             "{name}: expected exit 2\n{stderr}"
         );
         assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
+        assert_eq!(
+            stderr.matches('×').count(),
+            stderr.matches("help:").count(),
+            "{name}: every problem carries a hint\n{stderr}"
+        );
         insta::assert_snapshot!(name.trim_end_matches(".toml").to_string(), stderr);
     }
 }

@@ -184,11 +184,15 @@ run = "true"
 "#
         ),
     );
-    let (code, _, stderr) = run_json(&ws, &["pipeline.toml"]);
+    let (code, statuses, stderr) = run_json(&ws, &["pipeline.toml"]);
     assert_eq!(code, 1);
     assert!(
         stderr.contains("was not ready after 1s") && stderr.contains("loading weights"),
         "{stderr}"
+    );
+    assert_eq!(
+        statuses["server"], "failed",
+        "a service that failed to start is not idle"
     );
 
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();

@@ -4,18 +4,27 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 pub struct Workspace {
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    root: PathBuf,
 }
 
 impl Workspace {
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        Self { _dir: dir, root }
+    }
+
+    /// A workspace in a directory called `name` inside a fresh tempdir (for awkward names).
+    pub fn named(name: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join(name);
+        std::fs::create_dir(&root).expect("mkdir");
+        Self { _dir: dir, root }
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     pub fn write(&self, relative: &str, content: &str) -> &Self {

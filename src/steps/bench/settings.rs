@@ -250,6 +250,15 @@ fn invalid(field: &str, message: impl Into<String>) -> BenchError {
 }
 
 impl BenchSettings {
+    /// What these settings make the step read: the dataset file and the tokenizer.
+    pub fn reads(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self.dataset.path.iter().cloned().collect();
+        out.extend(self.tokenizer.iter().cloned());
+        out
+    }
+}
+
+impl BenchSettings {
     /// A minimal settings value around a dataset (every other field at its default).
     pub fn with_dataset(dataset: DatasetSettings) -> Self {
         // Round-trip through serde so the defaults stay defined in one place.

@@ -82,6 +82,16 @@ fn default_height() -> u32 {
 }
 
 impl ChartsSettings {
+    /// What these settings make the step read: bench summaries, retention, cost.
+    pub fn reads(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self.bench.values().cloned().collect();
+        out.extend(self.retention.iter().cloned());
+        out.extend(self.cost.iter().cloned());
+        out
+    }
+}
+
+impl ChartsSettings {
     /// Checks values serde cannot: returns the offending `field` and what is wrong.
     pub fn validate(&self) -> Result<(), (String, String)> {
         if self.width < 320 || self.height < 240 {

@@ -104,6 +104,16 @@ fn point_eight() -> f64 {
 }
 
 impl CostSettings {
+    /// What these settings make the step read: the pricing files, bench summaries, retention.
+    pub fn reads(&self) -> Vec<PathBuf> {
+        let mut out = self.pricing.clone();
+        out.extend(self.bench.values().cloned());
+        out.extend(self.retention.iter().cloned());
+        out
+    }
+}
+
+impl CostSettings {
     /// Checks values serde cannot: returns the offending `field` and what is wrong.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let checks = [

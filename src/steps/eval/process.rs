@@ -88,6 +88,13 @@ async fn run_logged(
         .kill_on_drop(true)
         .spawn()
         .map_err(Failure::Spawn)?;
+    // Recorded under the workspace (`cwd`) so a run after a `kill -9` of Forge stops it.
+    let _record = child
+        .id()
+        .and_then(|pid| i32::try_from(pid).ok())
+        .and_then(|pgid| {
+            crate::steps::leftovers::record(&command.cwd, pgid, "lm-eval", TERM_GRACE).ok()
+        });
     let sleep = async {
         match deadline {
             Some(deadline) => tokio::time::sleep_until(deadline.into()).await,

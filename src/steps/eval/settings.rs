@@ -1,6 +1,7 @@
 //! The `[steps.<id>.with]` tables of the `eval` and `retention` kinds, and their checks.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use super::EvalError;
 
@@ -131,6 +132,26 @@ fn invalid(field: &str, message: impl Into<String>) -> EvalError {
     EvalError::Settings {
         field: field.to_string(),
         message: message.into(),
+    }
+}
+
+impl EvalSettings {
+    /// What these settings make the step read: the task directory (`include_path`) and the
+    /// tokenizer when it is a path rather than a hub id.
+    pub fn reads(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self.include_path.iter().map(PathBuf::from).collect();
+        out.extend(self.tokenizer.iter().map(PathBuf::from));
+        out
+    }
+}
+
+impl RetentionSettings {
+    /// What these settings make the step read: both scores files.
+    pub fn reads(&self) -> Vec<PathBuf> {
+        vec![
+            PathBuf::from(&self.baseline),
+            PathBuf::from(&self.candidate),
+        ]
     }
 }
 

@@ -21,6 +21,28 @@ pub const MARKDOWN_TEMPLATE: &str = include_str!("../../../templates/report.md.j
 /// The built-in HTML template (used when the workspace has no `templates/report.html.j2`).
 pub const HTML_TEMPLATE: &str = include_str!("../../../templates/report.html.j2");
 
+impl ReportSettings {
+    /// What these settings make the step read: its inputs and both templates (the workspace's
+    /// default templates when none is set, so adding one reruns the report).
+    pub fn reads(&self) -> Vec<PathBuf> {
+        let mut out = vec![self.cost.clone()];
+        out.extend(self.bench.values().cloned());
+        out.extend(self.retention.iter().cloned());
+        out.extend(self.charts.iter().cloned());
+        out.push(
+            self.markdown_template
+                .clone()
+                .unwrap_or_else(|| "templates/report.md.j2".into()),
+        );
+        out.push(
+            self.html_template
+                .clone()
+                .unwrap_or_else(|| "templates/report.html.j2".into()),
+        );
+        out
+    }
+}
+
 /// The chart file stems the report looks for, in canonical order.
 pub const CHARTS: [&str; 5] = ["throughput", "ttft", "tpot", "cost", "retention"];
 
