@@ -45,7 +45,7 @@ impl Record {
 }
 
 /// `results/<profile>/forge.lock`: the records of one profile's steps.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LockFile {
     /// Format version.
     pub version: u32,
@@ -65,6 +65,20 @@ pub struct LockFile {
     /// differs at the next write, another run wrote the file meanwhile.
     #[serde(skip)]
     seen: Option<(u64, u64, u64, i64, i64)>,
+}
+
+impl Default for LockFile {
+    /// An empty lock file of this Forge's format version.
+    fn default() -> Self {
+        Self {
+            version: LOCK_VERSION,
+            steps: BTreeMap::new(),
+            complete: None,
+            gate_skipped: None,
+            gated_by: None,
+            seen: None,
+        }
+    }
 }
 
 fn fingerprint(path: &Path) -> Option<(u64, u64, u64, i64, i64)> {
@@ -163,10 +177,7 @@ impl LockFile {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                return Ok(Self {
-                    version: LOCK_VERSION,
-                    ..Self::default()
-                });
+                return Ok(Self::default());
             }
             Err(source) => {
                 return Err(StoreError::Io {

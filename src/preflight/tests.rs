@@ -287,9 +287,17 @@ fn the_awq_serving_row_says_up_front_which_weights_a_cpu_will_serve() {
     assert_eq!(row_for("auto", &cpu_spec, &avx512).verdict, Verdict::Info);
     let forced = row_for("int4", &cpu_spec, &avx2);
     assert_eq!(forced.verdict, Verdict::Fail);
-    assert!(forced.todo.contains("awq_serving = \"auto\""), "{}", forced.todo);
+    assert!(
+        forced.todo.contains("awq_serving = \"auto\""),
+        "{}",
+        forced.todo
+    );
     assert_eq!(row_for("int4", &a5000_spec(), &avx2).verdict, Verdict::Info);
     assert_eq!(row_for("int8", &cpu_spec, &avx512).verdict, Verdict::Fail);
     assert!(params().get("awq_serving").is_none());
-    assert!(!rows(&cpu_spec, &avx2).iter().any(|r| r.check == "AWQ serving"));
+    assert!(
+        !rows(&cpu_spec, &avx2)
+            .iter()
+            .any(|r| r.check == "AWQ serving")
+    );
 }

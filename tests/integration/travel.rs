@@ -55,7 +55,7 @@ kind = "command"
 needs = ["bench"]
 inputs = ["render.sh"]
 outputs = ["{{ results }}/charts.txt"]
-run = "sh {{ workspace }}/render.sh '{{ params.title }}' {{ steps.bench.outputs[0] }} > {{ outputs[0] }}"
+run = "sh {{ workspace }}/render.sh {{ params.title }} {{ steps.bench.outputs[0] }} > {{ outputs[0] }}"
 
 [steps.report]
 kind = "command"
