@@ -93,6 +93,9 @@ fn client() -> Result<reqwest::Client, String> {
 }
 
 async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> (Answer, String) {
+    if url.starts_with("https://") && !cfg!(feature = "tls") {
+        return curl_get(url, token).await;
+    }
     let mut request = client.get(url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -104,6 +107,78 @@ async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> (Answe
             (Answer::Status(status), body)
         }
         Err(err) => (Answer::Unreachable(describe(&err)), String::new()),
+    }
+}
+
+/// HTTPS in a build without the `tls` feature: `curl`, which every supported system has (the
+/// README requires it). The token travels in curl's config on its standard input, never in its
+/// arguments, so no process listing shows it.
+pub(crate) async fn curl_get(url: &str, token: Option<&str>) -> (Answer, String) {
+    use std::process::Stdio;
+    use tokio::io::AsyncWriteExt;
+    let quote = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut config = format!("url = \"{}\"\n", quote(url));
+    if let Some(token) = token {
+        config.push_str(&format!(
+            "header = \"Authorization: Bearer {}\"\n",
+            quote(token)
+        ));
+    }
+    let spawned = tokio::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--connect-timeout",
+            "5",
+            "--max-time",
+            "10",
+        ])
+        .args([
+            "--user-agent",
+            concat!("forge/", env!("CARGO_PKG_VERSION"), " (preflight)"),
+        ])
+        .args(["--write-out", "\n%{http_code}", "--config", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(err) => {
+            return (
+                Answer::Unreachable(format!("cannot run `curl`: {err}")),
+                String::new(),
+            );
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(config.as_bytes()).await;
+    }
+    let Ok(output) = child.wait_with_output().await else {
+        return (
+            Answer::Unreachable("`curl` did not finish".into()),
+            String::new(),
+        );
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+    match code.trim().parse::<u16>() {
+        Ok(status) if status > 0 && output.status.success() => {
+            (Answer::Status(status), body.to_string())
+        }
+        _ => {
+            let err = String::from_utf8_lossy(&output.stderr);
+            let reason = err.trim().trim_start_matches("curl: ").to_string();
+            (
+                Answer::Unreachable(if reason.is_empty() {
+                    "no answer".into()
+                } else {
+                    reason
+                }),
+                String::new(),
+            )
+        }
     }
 }
 
@@ -170,4 +245,55 @@ pub async fn hub(repos: &[String]) -> HubFacts {
     facts.whoami = whoami;
     facts.repos = repos;
     facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A one-request HTTP server on loopback that answers 200 when the bearer token is `secret`.
+    fn one_request_server() -> (String, std::thread::JoinHandle<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!(
+            "http://{}/api/whoami-v2",
+            listener.local_addr().expect("addr")
+        );
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 4096];
+            let n = stream.read(&mut request).expect("read");
+            let request = String::from_utf8_lossy(&request[..n]).to_string();
+            let status = if request.contains("Authorization: Bearer secret") {
+                "200 OK"
+            } else {
+                "401 Unauthorized"
+            };
+            let body = r#"{"name":"someone"}"#;
+            let reply = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(reply.as_bytes()).expect("write");
+            request
+        });
+        (url, server)
+    }
+
+    #[tokio::test]
+    async fn curl_sends_the_token_in_its_config_and_reads_status_and_body() {
+        let (url, server) = one_request_server();
+        let (answer, body) = curl_get(&url, Some("secret")).await;
+        assert_eq!(answer, Answer::Status(200));
+        assert_eq!(body, r#"{"name":"someone"}"#);
+        assert!(server.join().expect("server").contains("forge/"));
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let dead = format!("http://{}/", closed.local_addr().expect("addr"));
+        drop(closed);
+        let (answer, _) = curl_get(&dead, None).await;
+        assert!(
+            matches!(answer, Answer::Unreachable(ref why) if !why.is_empty()),
+            "{answer:?}"
+        );
+    }
 }
