@@ -16,6 +16,9 @@ shared/reference/cpu-rehearsal.md holds the measurements on this project's CPU):
   Llama-3 8B; llm-compressor succeeded AutoAWQ, which was deprecated on 2025-05-11.
 * duo_scaling="both": half of AWQ's scale grid search uses activations only, half uses
   activations and weights; the current example's setting (default n_grid=20).
+* --n-grid: points of that scale search per mapping (llm-compressor's `n_grid`, default 20, as
+  the example). The grid search is most of the step's time on a CPU, at a fixed cost per point
+  whatever the sample count; the rehearsal profile uses a coarser grid (see its comment).
 * int4, symmetric=False, strategy="group": the `W4A16_ASYM` scheme (zero points), i.e. the same
   format as AutoAWQ's `zero_point: True` and the published hugging-quants AWQ checkpoint.
   Written as explicit config_groups so the group size is a parameter.
@@ -105,9 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seq-len", type=int, default=512, help="calibration sequence length (tokens)")
     ap.add_argument("--calibration", default="data/calibration.jsonl",
                     help="local JSONL of {messages: [...]}, or hub:<dataset id> (default dataset ultrachat_200k)")
+    ap.add_argument("--n-grid", type=int, default=20,
+                    help="AWQ scale-search points per mapping (llm-compressor's n_grid; default 20)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--force", action="store_true", help="replace a non-empty --out")
     args = ap.parse_args(argv)
+    if args.n_grid < 4:
+        raise SystemExit(f"awq_int4: --n-grid {args.n_grid}: at least 4 (duo scaling splits it in two halves)")
 
     out = Path(args.out).absolute()
     if out.exists() and any(out.iterdir()):
@@ -144,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = {"num_bits": 4, "type": "int", "symmetric": False, "strategy": "group",
                "group_size": args.group_size}
     recipe = [
-        AWQModifier(duo_scaling="both"),
+        AWQModifier(duo_scaling="both", n_grid=args.n_grid),
         QuantizationModifier(ignore=["lm_head"],
                              config_groups={"group_0": {"targets": ["Linear"], "weights": weights}}),
     ]
@@ -159,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "method": "AWQ + int4 weight-only (W4A16), asymmetric, grouped",
         "recipe_sha256": sha256_file(Path(__file__)),
-        "recipe": {"awq": {"duo_scaling": "both"},
+        "recipe": {"awq": {"duo_scaling": "both", "n_grid": args.n_grid},
                    "quantization": {"targets": ["Linear"], "ignore": ["lm_head"], "weights": weights},
                    "max_seq_length": args.max_seq_len, "save_compressed": True},
         "base_model": {"id": args.model,
