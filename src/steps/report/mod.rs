@@ -29,6 +29,7 @@ impl ReportSettings {
         out.extend(self.bench.values().cloned());
         out.extend(self.retention.iter().cloned());
         out.extend(self.charts.iter().cloned());
+        out.extend(self.gate.iter().cloned());
         out.push(
             self.markdown_template
                 .clone()
