@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
             check = dequantize(args.awq, args.out)
             fmt = "bf16-dequantized"
         quant = args.awq / "forge-quant.json"
+        if quant.is_file() and not (args.out / "forge-quant.json").exists():
+            # Where these weights came from (recipe, calibration, llm-compressor), as in INT4 form.
+            shutil.copy2(quant, args.out / "forge-quant.json")
         record = {
             "weights": {"format": fmt, "reason": args.reason, "source": str(args.awq), **check,
                         "seconds": round(time.monotonic() - started, 1)},
