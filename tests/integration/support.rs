@@ -116,7 +116,11 @@ pub fn plan(
     let mut all = vec!["plan"];
     all.extend_from_slice(args);
     all.push("--json");
-    let run = ws.forge(&all);
+    plan_steps(&ws.forge(&all))
+}
+
+/// (id -> (action, reasons)) from a finished `forge plan --json`.
+pub fn plan_steps(run: &Run) -> std::collections::BTreeMap<String, (String, Vec<String>)> {
     run.success();
     let value: serde_json::Value = serde_json::from_str(&run.stdout()).expect("plan json");
     value["steps"]

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Run, Workspace, forge_bin, free_port};
+use crate::support::{Run, Workspace, forge_bin, free_port, plan_steps};
 
 /// A gated pipeline shaped like `pipelines/forge.toml`: a model fetched with a token, a GPU
 /// step whose thread count comes from the platform, a GPU service, a bench step that asks the
@@ -123,30 +123,6 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(status.success(), "git {args:?} failed");
 }
 
-/// (id -> (action, reasons)) from `forge plan --json` output.
-fn plan_of(run: &Run) -> Vec<(String, String, Vec<String>)> {
-    run.success();
-    let value: serde_json::Value = serde_json::from_str(&run.stdout()).expect("plan json");
-    value["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .map(|s| {
-            let reasons = s["reasons"]
-                .as_array()
-                .expect("reasons")
-                .iter()
-                .map(|r| r.as_str().unwrap_or_default().to_string())
-                .collect();
-            (
-                s["id"].as_str().unwrap_or_default().to_string(),
-                s["action"].as_str().unwrap_or_default().to_string(),
-                reasons,
-            )
-        })
-        .collect()
-}
-
 fn statuses(run: &Run) -> std::collections::BTreeMap<String, String> {
     let value: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| {
         panic!(
@@ -212,14 +188,14 @@ fn committed_results_are_fresh_on_another_machine_and_charts_rerender_without_a_
     let machine_b = [("HF_TOKEN", "b")];
     let unset = ["CUDA_VISIBLE_DEVICES"];
 
-    let plan = plan_of(&forge_on(
+    let plan = plan_steps(&forge_on(
         &clone,
         &["plan", "pipeline.toml", "--profile", "paid", "--json"],
         "0",
         &machine_b,
         &unset,
     ));
-    for (id, action, reasons) in &plan {
+    for (id, (action, reasons)) in &plan {
         match id.as_str() {
             "bench" | "charts" | "report" => assert_eq!(action, "fresh", "{id}: {reasons:?}"),
             "serve" => assert_eq!(action, "idle", "{id}: {reasons:?}"),
@@ -307,10 +283,22 @@ run = "echo seed=$SEED threads={{ platform.cpus }} > {{ outputs[0] }}"
     )
     .success();
     assert_eq!(ws.read("out.txt"), "seed=1 threads=2\n");
-    let fresh = plan_of(&at("0,1", "1", "another token"));
-    assert_eq!(fresh[0].1, "fresh", "{fresh:?}");
-    let seed = plan_of(&at("0,1", "2", "a"));
-    assert_eq!(seed[0].2, ["env `SEED` changed"], "{seed:?}");
-    let cpus = plan_of(&at("0", "1", "a"));
-    assert_eq!(cpus[0].2, ["platform `cpus` changed: 2 -> 1"], "{cpus:?}");
+    let fresh = plan_steps(&at("0,1", "1", "another token"));
+    assert_eq!(only(&fresh).0, "fresh", "{fresh:?}");
+    let seed = plan_steps(&at("0,1", "2", "a"));
+    assert_eq!(only(&seed).1, ["env `SEED` changed"], "{seed:?}");
+    let cpus = plan_steps(&at("0", "1", "a"));
+    assert_eq!(
+        only(&cpus).1,
+        ["platform `cpus` changed: 2 -> 1"],
+        "{cpus:?}"
+    );
+}
+
+/// The one step of a one-step plan.
+fn only(
+    plan: &std::collections::BTreeMap<String, (String, Vec<String>)>,
+) -> &(String, Vec<String>) {
+    assert_eq!(plan.len(), 1, "{plan:?}");
+    plan.values().next().expect("one step")
 }
