@@ -74,11 +74,8 @@ pub(super) fn normalize_output(
     }
     let Some(normal) = lexical(rendered, workspace) else {
         return Err(PathProblem::new(
-            format!(
-                "output `{rendered}` is outside the workspace `{}`",
-                workspace.display()
-            ),
-            "Forge deletes and replaces outputs, so they must stay inside the workspace; write a workspace-relative path without `..`",
+            format!("output `{rendered}` is outside the workspace"),
+            "Forge deletes and replaces outputs, so they must stay inside the workspace (the folder that holds the manifest); write a workspace-relative path without `..`",
         ));
     };
     if normal.as_os_str().is_empty() {
