@@ -21,6 +21,8 @@ children. Every setting is optional except FORGE_MODEL and FORGE_PORT; unset mea
   FORGE_ENFORCE_EAGER             true -> --enforce-eager (CPU: 30 s startup instead of 70-100 s)
   FORGE_EXTRA_ARGS                more flags, split like a shell would
   FORGE_DRY_RUN                   1 -> print the command as JSON and exit 0
+  FORGE_FACTS_FILE                set by Forge for every service: the launcher writes the engine's
+                                  torch build and CUDA runtime there (JSON), for results' metadata
   FORGE_EMULATE_CPU               tests and CI only: `avx2` makes vLLM's CPU build load its AVX2
                                   kernel library as on a CPU without AVX-512 (scripts/cpu_emulation/)
 
@@ -33,8 +35,10 @@ instead of a server that dies after loading the model or answers HTTP 500 to eve
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import json
 import os
+import re
 import shlex
 import socket
 import sys
@@ -174,6 +178,35 @@ def check_int4_kernel(model: str, emulate: str) -> None:
         raise SettingError(problem)
 
 
+def torch_build(version_py: str) -> dict[str, str]:
+    """The torch build a `torch/version.py` describes: `engine_torch` (`2.10.0+cu128`) and, for a
+    CUDA build, `engine_cuda` (its runtime, `12.8`). Read as text: importing torch takes seconds."""
+    facts = {}
+    version = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", version_py, re.M)
+    if version:
+        facts["engine_torch"] = version.group(1)
+    cuda = re.search(r"^cuda\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", version_py, re.M)
+    if cuda:
+        facts["engine_cuda"] = cuda.group(1)
+    return facts
+
+
+def publish_facts(path: str) -> None:
+    """Writes the engine's torch build to `path` (FORGE_FACTS_FILE) atomically; best effort."""
+    spec = importlib.util.find_spec("torch")
+    origin = Path(spec.origin) if spec and spec.origin else None
+    if not path or origin is None or not (origin.parent / "version.py").is_file():
+        return
+    facts = torch_build((origin.parent / "version.py").read_text(errors="replace"))
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(facts, f)
+        os.replace(tmp, path)
+    except OSError as e:
+        print(f"vllm_serve: cannot write {path}: {e}", file=sys.stderr)
+
+
 def emulation_env(env: dict[str, str]) -> str:
     """Applies FORGE_EMULATE_CPU (tests and CI only) to `env`; returns the level or ''."""
     level = env.get("FORGE_EMULATE_CPU", "").strip().lower()
@@ -204,6 +237,7 @@ def main() -> int:
     if emulate:
         print(f"vllm_serve: emulating an {emulate.upper()} CPU (FORGE_EMULATE_CPU; tests and CI only)",
               file=sys.stderr, flush=True)
+    publish_facts(env.get("FORGE_FACTS_FILE", ""))
     print("vllm_serve: exec " + shlex.join(cmd), file=sys.stderr, flush=True)
     os.execve(cmd[0], cmd, env)
     return 127  # not reached

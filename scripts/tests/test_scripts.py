@@ -239,6 +239,14 @@ class ForgeEnvTests(unittest.TestCase):
 
 
 class VllmServeTests(unittest.TestCase):
+    def test_torch_build_facts_come_from_version_py(self):
+        cuda = "__version__ = '2.10.0+cu128'\ndebug = False\ncuda: Optional[str] = '12.8'\nhip: Optional[str] = None\n"
+        self.assertEqual(vllm_serve.torch_build(cuda),
+                         {"engine_torch": "2.10.0+cu128", "engine_cuda": "12.8"})
+        cpu = "__version__ = '2.9.0+cpu'\ncuda: Optional[str] = None\n"
+        self.assertEqual(vllm_serve.torch_build(cpu), {"engine_torch": "2.9.0+cpu"})
+        self.assertEqual(vllm_serve.torch_build(""), {})
+
     def test_flags_from_env(self):
         cmd = vllm_serve.build_command({
             "FORGE_MODEL": "/m", "FORGE_PORT": "8100", "FORGE_SERVED_NAME": "smollm2",

@@ -68,11 +68,16 @@ impl Services {
         let mut identities = BTreeMap::new();
         for (step, log, users, identity) in steps {
             identities.insert(step.id.clone(), identity);
+            let mut env = process::step_env(&step, profile, workspace);
+            env.insert(
+                FACTS_FILE_ENV.to_string(),
+                facts_file(&log).display().to_string(),
+            );
             slots.insert(
                 step.id.clone(),
                 Arc::new(Slot {
                     log,
-                    env: process::step_env(&step, profile, workspace),
+                    env,
                     workspace: workspace.to_path_buf(),
                     phase: Mutex::new(Phase::Down),
                     users_left: AtomicUsize::new(users),
@@ -159,6 +164,7 @@ impl Services {
             ));
         }
         let _ = std::fs::remove_file(&slot.log);
+        let _ = std::fs::remove_file(facts_file(&slot.log));
         let line = step.run.clone().unwrap_or_default();
         let mut group = process::spawn(&line, &slot.workspace, &slot.env, &slot.log)
             .map_err(|e| format!("cannot start service `{}`: {e}", step.id))?;
@@ -188,6 +194,7 @@ impl Services {
             ));
         }
         let mut facts = gather_facts(step, &slot.workspace, &self.stat).await;
+        published_facts(&facts_file(&slot.log), &mut facts);
         facts.insert(
             "ready_after_s".to_string(),
             serde_json::json!(started.elapsed().as_secs_f64()),
@@ -367,6 +374,33 @@ async fn wait_ready(
     }
 }
 
+/// The variable naming the file where a service's launcher may publish facts about itself (the
+/// engine's torch and CUDA runtime versions, which only its own environment knows).
+pub const FACTS_FILE_ENV: &str = "FORGE_FACTS_FILE";
+
+/// The facts file of a service whose log is `log` (`.forge/logs/<id>.log.facts.json`).
+fn facts_file(log: &std::path::Path) -> std::path::PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(".facts.json");
+    std::path::PathBuf::from(name)
+}
+
+/// Merges the string facts a launcher published in `file` (a JSON object) into `facts`; the facts
+/// Forge gathered itself win, and a missing or unreadable file adds nothing.
+fn published_facts(file: &std::path::Path, facts: &mut BTreeMap<String, serde_json::Value>) {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return;
+    };
+    let Ok(serde_json::Value::Object(published)) = serde_json::from_str(&text) else {
+        return;
+    };
+    for (key, value) in published {
+        if value.is_string() {
+            facts.entry(key).or_insert(value);
+        }
+    }
+}
+
 /// What results need to know about a running server: engine version (`/version`), served model
 /// (`/v1/models`), and the model's identity (blake3 of its weights directory, or the hub id).
 async fn gather_facts(
@@ -427,4 +461,30 @@ async fn gather_facts(
         }
     }
     facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_launcher_adds_string_facts_without_overriding_forges() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = facts_file(&dir.path().join("serve.log"));
+        assert!(file.ends_with("serve.log.facts.json"));
+        let mut facts =
+            BTreeMap::from([("engine_version".to_string(), serde_json::json!("0.32.0"))]);
+        published_facts(&file, &mut facts);
+        assert_eq!(facts.len(), 1, "a missing file adds nothing");
+        std::fs::write(
+            &file,
+            r#"{"engine_torch": "2.10.0+cu128", "engine_cuda": "12.8", "engine_version": "9", "n": 1}"#,
+        )
+        .expect("write");
+        published_facts(&file, &mut facts);
+        assert_eq!(facts["engine_version"], "0.32.0");
+        assert_eq!(facts["engine_torch"], "2.10.0+cu128");
+        assert_eq!(facts["engine_cuda"], "12.8");
+        assert!(!facts.contains_key("n"), "only strings");
+    }
 }

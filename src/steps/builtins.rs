@@ -3,7 +3,7 @@
 
 use serde_json::Value as Json;
 
-use super::{Outcome, StepError, StepFuture, StepIo, StepKind, check_settings};
+use super::{Outcome, PlanCheck, StepError, StepFuture, StepIo, StepKind, check_settings};
 use crate::manifest::Step;
 
 macro_rules! builtin {
@@ -21,7 +21,7 @@ macro_rules! builtin {
             }
 
             fn check(&self, with: &Json) -> Result<(), String> {
-                check_settings::<$settings>(with).map(|_| ())
+                check_settings::<$settings>(with).and_then(|s| PlanCheck::plan_check(&s))
             }
 
             fn reads(&self, with: &Json) -> Vec<std::path::PathBuf> {

@@ -41,6 +41,10 @@ pub struct GpuInfo {
     pub memory_mib: u64,
     /// Driver version.
     pub driver: String,
+    /// The newest CUDA the driver supports (`12.8`, from `nvidia-smi`'s header); absent when
+    /// not reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuda_driver: Option<String>,
 }
 
 /// The serving engine.
@@ -50,6 +54,13 @@ pub struct EngineInfo {
     pub name: String,
     /// Engine version (`0.32.0`).
     pub version: String,
+    /// The torch build the engine runs on (`2.10.0+cu128`, `2.9.0+cpu`), as its launcher
+    /// published it; absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torch: Option<String>,
+    /// The CUDA runtime that torch build carries (`12.8`); absent for a CPU build or when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuda: Option<String>,
 }
 
 /// The model a result is about.
@@ -206,6 +217,7 @@ pub fn parse_nvidia_smi(line: &str) -> Option<GpuInfo> {
         name,
         memory_mib,
         driver,
+        cuda_driver: None,
     })
 }
 
@@ -225,7 +237,25 @@ async fn nvidia_smi() -> Option<GpuInfo> {
     if !output.status.success() {
         return None;
     }
-    parse_nvidia_smi(String::from_utf8_lossy(&output.stdout).lines().next()?)
+    let mut gpu = parse_nvidia_smi(String::from_utf8_lossy(&output.stdout).lines().next()?)?;
+    let header = tokio::process::Command::new("nvidia-smi")
+        .kill_on_drop(true)
+        .output();
+    if let Ok(Ok(output)) = tokio::time::timeout(Duration::from_secs(10), header).await {
+        gpu.cuda_driver = driver_cuda(&String::from_utf8_lossy(&output.stdout));
+    }
+    Some(gpu)
+}
+
+/// The `CUDA Version: 12.8` of `nvidia-smi`'s header, as text.
+pub fn driver_cuda(header: &str) -> Option<String> {
+    let version = header
+        .split("CUDA Version:")
+        .nth(1)?
+        .split_whitespace()
+        .next()?;
+    let valid = !version.is_empty() && version.chars().all(|c| c.is_ascii_digit() || c == '.');
+    valid.then(|| version.to_string())
 }
 
 /// A string fact a service published (`served_name`, `model_id`, `model_sha`,
@@ -264,9 +294,16 @@ fn weights(service: Option<&ServiceInfo>) -> Option<WeightsInfo> {
 /// The engine from the service's facts (`engine_version`, optional `engine`), else from the
 /// server's `GET {base_url}/version` (vLLM answers `{"version": "0.32.0"}`; 5 s at most).
 pub async fn engine(service: Option<&ServiceInfo>, base_url: &str) -> Option<EngineInfo> {
+    let torch = fact(service, "engine_torch");
+    let cuda = fact(service, "engine_cuda");
     if let Some(version) = fact(service, "engine_version") {
         let name = fact(service, "engine").unwrap_or_else(|| "vllm".to_string());
-        return Some(EngineInfo { name, version });
+        return Some(EngineInfo {
+            name,
+            version,
+            torch,
+            cuda,
+        });
     }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -282,6 +319,8 @@ pub async fn engine(service: Option<&ServiceInfo>, base_url: &str) -> Option<Eng
     Some(EngineInfo {
         name: "vllm".to_string(),
         version,
+        torch,
+        cuda,
     })
 }
 
@@ -295,6 +334,7 @@ mod tests {
             name: "NVIDIA RTX A5000".into(),
             memory_mib: 24564,
             driver: "550.54.15".into(),
+            cuda_driver: None,
         };
         assert_eq!(
             parse_nvidia_smi("NVIDIA RTX A5000, 24564 MiB, 550.54.15"),
@@ -394,9 +434,20 @@ mod tests {
             info,
             Some(EngineInfo {
                 name: "vllm".into(),
-                version: "32".into()
+                version: "32".into(),
+                torch: None,
+                cuda: None,
             })
         );
+    }
+
+    #[test]
+    fn the_drivers_cuda_comes_from_the_header() {
+        let header =
+            "| NVIDIA-SMI 570.124.06   Driver Version: 570.124.06   CUDA Version: 12.8     |";
+        assert_eq!(driver_cuda(header).as_deref(), Some("12.8"));
+        assert_eq!(driver_cuda("No devices were found"), None);
+        assert_eq!(driver_cuda("CUDA Version: N/A"), None);
     }
 
     #[test]

@@ -97,6 +97,29 @@ pub fn kind_of(step: &Step) -> Option<&'static dyn StepKind> {
     }
 }
 
+/// Checks a built-in kind's settings can make before anything runs, beyond what serde checks
+/// (values that must be valid whatever the inputs hold): run by `forge plan` and before a run, so
+/// a bad price or SLO stops a paid run before it starts, not after hours of GPU work.
+pub trait PlanCheck {
+    /// What is wrong, in the words of the step's own error; `Ok` when nothing is.
+    fn plan_check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl PlanCheck for eval::EvalSettings {}
+impl PlanCheck for eval::RetentionSettings {}
+impl PlanCheck for charts::ChartsSettings {}
+impl PlanCheck for report::ReportSettings {}
+impl PlanCheck for bench::BenchSettings {}
+
+impl PlanCheck for cost::CostSettings {
+    fn plan_check(&self) -> Result<(), String> {
+        self.validate()
+            .map_err(|(field, problem)| format!("setting `{field}` is {problem}"))
+    }
+}
+
 /// Deserializes `with` into a kind's settings type, as the check for [`StepKind::check`].
 pub fn check_settings<T: serde::de::DeserializeOwned>(with: &Json) -> Result<T, String> {
     serde_json::from_value(with.clone()).map_err(|err| err.to_string())

@@ -420,13 +420,11 @@ fn shipped_profiles_render_tasks_that_skypilot_parses() {
             remote.max_hourly_cost >= pipeline.params["gpu_hourly_usd"].as_f64().expect("price"),
             "{profile}: the cap is below the price"
         );
-        if profile != "a5000" {
-            let date = pipeline.params["gpu_price_date"].as_str().expect("date");
-            assert!(
-                jiff::civil::Date::strptime("%Y-%m-%d", date).is_ok(),
-                "{profile}: {date}"
-            );
-        }
+        let date = pipeline.params["gpu_price_date"].as_str().expect("date");
+        assert!(
+            jiff::civil::Date::strptime("%Y-%m-%d", date).is_ok(),
+            "{profile}: {date}"
+        );
         let spec = forge::remote::task::TaskSpec {
             name: forge::remote::prepare::cluster_name(profile, "0123456789"),
             workdir: root.to_path_buf(),

@@ -6,7 +6,7 @@ use super::inputs::{BenchSummary, Retention};
 use super::math::{self, LatencySlo, LevelLatency, ListPrice, TokenMix};
 use super::model::*;
 use super::pricing::ApiPrice;
-use super::settings::CostSettings;
+use super::settings::{CostSettings, PriceTier};
 
 /// Everything the cost model reads, already loaded and checked.
 #[derive(Debug, Clone)]
@@ -247,7 +247,8 @@ fn compare(
                 break_even,
             }
         })
-        .collect();
+        .collect::<Vec<ApiComparison>>();
+    let price_tiers = tiers(settings, &self_hosted, &apis);
     ComparisonFile {
         rehearsal: settings
             .rehearsal
@@ -257,6 +258,8 @@ fn compare(
         gpu_name: settings.gpu.name.clone(),
         gpu_hourly_usd: settings.gpu.hourly_usd,
         gpu_monthly_usd: monthly,
+        gpu_price_product: settings.gpu.price_product.clone(),
+        price_tiers,
         workload: Workload {
             input_tokens: mix.input_tokens as u64,
             output_tokens: mix.output_tokens as u64,
@@ -273,6 +276,45 @@ fn compare(
         }),
         apis,
     }
+}
+
+/// The candidate's cost under every listed price of the GPU, the headline price first. Cost is
+/// linear in the hourly price, so each tier scales the headline figures by `tier / headline`.
+fn tiers(settings: &CostSettings, hosted: &SelfHosted, apis: &[ApiComparison]) -> Vec<TierCost> {
+    let g = &settings.gpu;
+    let headline = PriceTier {
+        product: g.price_product.clone(),
+        hourly_usd: g.hourly_usd,
+        source: g.price_source.clone(),
+        date: g.price_date.clone(),
+        note: g.price_note.clone(),
+    };
+    std::iter::once((true, &headline))
+        .chain(g.price_tiers.iter().map(|t| (false, t)))
+        .map(|(is_headline, t)| {
+            let scale = t.hourly_usd / g.hourly_usd;
+            let basis = hosted.slo.as_ref().unwrap_or(&hosted.headline);
+            TierCost {
+                product: t.product.clone(),
+                hourly_usd: t.hourly_usd,
+                source: t.source.clone(),
+                date: t.date.clone(),
+                note: t.note.clone(),
+                headline: is_headline,
+                gpu_monthly_usd: t.hourly_usd * settings.hours_per_month,
+                usd_per_1m_output: hosted.headline.usd_per_1m_output * scale,
+                usd_per_1m_total: hosted.headline.usd_per_1m_total * scale,
+                slo_usd_per_1m_total: hosted.slo.as_ref().map(|s| s.usd_per_1m_total * scale),
+                api_over_self_hosted: apis
+                    .iter()
+                    .map(|a| {
+                        let ratio = a.blended_usd_per_1m_total / (basis.usd_per_1m_total * scale);
+                        (a.model.clone(), ratio)
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 fn echo_inputs(
@@ -295,6 +337,9 @@ fn echo_inputs(
     CostInputs {
         gpu_name: text(&settings.gpu.name, "gpu.name"),
         gpu_hourly_usd: from(settings.gpu.hourly_usd, "gpu.hourly_usd"),
+        gpu_price_product: Some(text(&settings.gpu.price_product, "gpu.price_product")),
+        gpu_price_note: (!settings.gpu.price_note.is_empty())
+            .then(|| text(&settings.gpu.price_note, "gpu.price_note")),
         gpu_price_source: text(&settings.gpu.price_source, "gpu.price_source"),
         gpu_price_date: text(&settings.gpu.price_date, "gpu.price_date"),
         gpu_memory_bandwidth_gbs: settings

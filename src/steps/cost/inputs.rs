@@ -71,6 +71,9 @@ pub struct GpuFacts {
     pub memory_mib: Option<u64>,
     /// Driver version.
     pub driver: Option<String>,
+    /// The newest CUDA the driver supports (absent in files written before Forge recorded it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cuda_driver: Option<String>,
 }
 
 /// Serving engine facts recorded in result metadata.
@@ -81,6 +84,12 @@ pub struct EngineFacts {
     pub name: String,
     /// Engine version (`0.32.0`).
     pub version: String,
+    /// The torch build it runs on (`2.10.0+cu128`), when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torch: Option<String>,
+    /// That build's CUDA runtime (`12.8`); absent for a CPU build or when not recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cuda: Option<String>,
 }
 
 /// Served model facts recorded in result metadata.
@@ -107,13 +116,27 @@ impl ResultMetadata {
     /// The provenance caption charts and tables carry: profile, hardware, engine, model SHA, date.
     pub fn caption(&self) -> String {
         let hardware = match (&self.gpu, &self.cpu) {
-            (Some(gpu), _) => gpu.name.clone(),
+            (Some(gpu), _) => {
+                let driver = gpu.driver.as_deref().map(|d| format!(", driver {d}"));
+                let cuda = gpu.cuda_driver.as_deref().map(|c| format!(" (CUDA {c})"));
+                format!(
+                    "{}{}{}",
+                    gpu.name,
+                    driver.unwrap_or_default(),
+                    cuda.unwrap_or_default()
+                )
+            }
             (None, Some(cpu)) if !cpu.is_empty() => format!("CPU {cpu}"),
             _ => "unknown hardware".to_string(),
         };
-        let engine = self.engine.as_ref().map_or("engine ?".to_string(), |e| {
-            format!("{} {}", e.name, e.version)
-        });
+        let engine =
+            self.engine
+                .as_ref()
+                .map_or("engine ?".to_string(), |e| match (&e.torch, &e.cuda) {
+                    (_, Some(cuda)) => format!("{} {} on CUDA {cuda}", e.name, e.version),
+                    (Some(torch), None) => format!("{} {} on torch {torch}", e.name, e.version),
+                    (None, None) => format!("{} {}", e.name, e.version),
+                });
         let sha = self.model.as_ref().map_or("?", |m| short_sha(&m.sha));
         let profile = if self.profile.is_empty() {
             "?"
@@ -292,4 +315,31 @@ pub fn positive(path: &Path, field: &str, value: Option<f64>) -> Result<f64, Inp
         problem,
         hint: "a level with no measured throughput cannot be priced; check the bench step's log",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_caption_names_the_driver_and_both_cuda_versions() {
+        let meta: ResultMetadata = serde_json::from_value(serde_json::json!({
+            "profile": "a5000",
+            "date": "2026-12-01T10:00:00Z",
+            "gpu": {"name": "NVIDIA RTX A5000", "memory_mib": 24564, "driver": "570.124.06", "cuda_driver": "12.8"},
+            "engine": {"name": "vllm", "version": "0.19.1", "torch": "2.10.0+cu128", "cuda": "12.8"},
+            "model": {"sha": "0123456789abcdef"}
+        }))
+        .expect("metadata parses");
+        let caption = meta.caption();
+        assert!(
+            caption.contains(
+                "NVIDIA RTX A5000, driver 570.124.06 (CUDA 12.8) | vllm 0.19.1 on CUDA 12.8"
+            ),
+            "{caption}"
+        );
+        let round_trip = serde_json::to_value(&meta).expect("serializes");
+        assert_eq!(round_trip["engine"]["torch"], "2.10.0+cu128");
+        assert_eq!(round_trip["gpu"]["cuda_driver"], "12.8");
+    }
 }

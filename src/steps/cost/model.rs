@@ -74,6 +74,13 @@ pub struct CostInputs {
     pub gpu_name: Sourced<String>,
     /// GPU price, USD per hour.
     pub gpu_hourly_usd: Sourced<f64>,
+    /// What the GPU price buys (`on-demand-pod` ...); absent in files written before Forge
+    /// recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_price_product: Option<Sourced<String>>,
+    /// What a reader should know about the GPU price; absent when nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_price_note: Option<Sourced<String>>,
     /// Where the GPU price was read.
     pub gpu_price_source: Sourced<String>,
     /// When the GPU price was checked.
@@ -183,6 +190,13 @@ pub struct ComparisonFile {
     pub gpu_hourly_usd: f64,
     /// Always-on monthly cost: hourly × hours per month.
     pub gpu_monthly_usd: f64,
+    /// What the headline price buys (`on-demand-pod` ...); empty in files written before Forge
+    /// recorded it.
+    #[serde(default)]
+    pub gpu_price_product: String,
+    /// The candidate's cost under each listed price of the GPU, the headline price first.
+    #[serde(default)]
+    pub price_tiers: Vec<TierCost>,
     /// The workload's measured token mix.
     pub workload: Workload,
     /// The candidate's self-hosted costs.
@@ -191,6 +205,35 @@ pub struct ComparisonFile {
     pub quality: Option<Quality>,
     /// One row per API model.
     pub apis: Vec<ApiComparison>,
+}
+
+/// The candidate's cost under one price of the GPU: the same measured throughput, another bill.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TierCost {
+    /// The product (`on-demand-pod`, `spot-pod`, `serverless-active` ...).
+    pub product: String,
+    /// USD per hour.
+    pub hourly_usd: f64,
+    /// Where the price was read.
+    pub source: String,
+    /// When it was checked (YYYY-MM-DD).
+    pub date: String,
+    /// What a reader should know about it; empty when nothing.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// Whether this is the price every other figure uses.
+    pub headline: bool,
+    /// Always-on monthly cost at this price.
+    pub gpu_monthly_usd: f64,
+    /// USD per 1M output tokens at the peak level and the headline utilization.
+    pub usd_per_1m_output: f64,
+    /// USD per 1M tokens (input and output) at the peak level and the headline utilization.
+    pub usd_per_1m_total: f64,
+    /// USD per 1M tokens at the cheapest SLO-meeting level, when one exists.
+    pub slo_usd_per_1m_total: Option<f64>,
+    /// Each API's blended price over this tier's self-hosted price per 1M tokens (at the SLO
+    /// level, else the peak); above 1 means self-hosting is cheaper at this price.
+    pub api_over_self_hosted: BTreeMap<String, f64>,
 }
 
 /// The measured token mix.

@@ -51,13 +51,52 @@ pub struct GpuSettings {
     pub name: String,
     /// Rental price in USD per hour, always on.
     pub hourly_usd: f64,
-    /// Where the price was read (URL).
+    /// What that price buys: one of [`PRODUCTS`] (`on-demand-pod`, `serverless-active`, ...).
+    pub price_product: String,
+    /// Where the price was read (an `http(s)://` URL).
     pub price_source: String,
     /// When the price was checked (YYYY-MM-DD).
     pub price_date: String,
+    /// What a reader should know about the price (unconfirmed, a range's midpoint ...); empty
+    /// when nothing.
+    #[serde(default)]
+    pub price_note: String,
+    /// Other products of the same GPU, for the sensitivity across price tiers.
+    #[serde(default)]
+    pub price_tiers: Vec<PriceTier>,
     /// Memory bandwidth in GB/s (echoed for the roofline).
     #[serde(default)]
     pub memory_bandwidth_gbs: Option<f64>,
+}
+
+/// The rental products a GPU price can name: pods billed by the hour (on demand, in a provider's
+/// secure or community cloud, spot, or under a savings plan) and serverless workers (always-on
+/// `active` or scale-to-zero `flex`).
+pub const PRODUCTS: &[&str] = &[
+    "on-demand-pod",
+    "secure-pod",
+    "community-pod",
+    "spot-pod",
+    "savings-plan-pod",
+    "serverless-active",
+    "serverless-flex",
+];
+
+/// Another price of the same GPU (a tier), for the sensitivity table.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PriceTier {
+    /// One of [`PRODUCTS`].
+    pub product: String,
+    /// USD per hour.
+    pub hourly_usd: f64,
+    /// Where it was read (an `http(s)://` URL).
+    pub source: String,
+    /// When it was checked (YYYY-MM-DD).
+    pub date: String,
+    /// What a reader should know about it; empty when nothing.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// Utilization assumptions: the headline and a sensitivity point.
@@ -114,6 +153,86 @@ impl CostSettings {
 }
 
 impl CostSettings {
+    /// The headline price and every tier: products known and distinct, dates real YYYY-MM-DD
+    /// dates, sources URLs, prices above zero.
+    fn validate_prices(&self) -> Result<(), (String, String)> {
+        let g = &self.gpu;
+        let mut seen = vec![("gpu.price_product".to_string(), g.price_product.as_str())];
+        check_price(
+            "gpu",
+            &g.price_product,
+            &g.price_source,
+            &g.price_date,
+            "price_",
+        )?;
+        for (i, tier) in g.price_tiers.iter().enumerate() {
+            let at = format!("gpu.price_tiers[{i}]");
+            check_price(&at, &tier.product, &tier.source, &tier.date, "")?;
+            if !(tier.hourly_usd.is_finite() && tier.hourly_usd > 0.0) {
+                return Err((
+                    format!("{at}.hourly_usd"),
+                    format!("{}, but must be above zero", tier.hourly_usd),
+                ));
+            }
+            if let Some((first, _)) = seen.iter().find(|(_, p)| *p == tier.product) {
+                return Err((
+                    format!("{at}.product"),
+                    format!(
+                        "`{}` again (already priced at `{first}`), but each product is priced once",
+                        tier.product
+                    ),
+                ));
+            }
+            seen.push((format!("{at}.product"), &tier.product));
+        }
+        Ok(())
+    }
+}
+
+/// Checks one price's product, source and date; `prefix` is `price_` for the headline's
+/// `price_product` fields and empty for a tier's `product`.
+fn check_price(
+    at: &str,
+    product: &str,
+    source: &str,
+    date: &str,
+    prefix: &str,
+) -> Result<(), (String, String)> {
+    if !PRODUCTS.contains(&product) {
+        return Err((
+            format!("{at}.{prefix}product"),
+            format!(
+                "`{product}`, which is not a product Forge knows; use one of {}",
+                PRODUCTS
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let url = source.trim();
+    if !(url.starts_with("https://") || url.starts_with("http://"))
+        || url.contains(char::is_whitespace)
+    {
+        return Err((
+            format!("{at}.{prefix}source"),
+            format!(
+                "`{source}`, but must be the URL the price was read at (put remarks in the note)"
+            ),
+        ));
+    }
+    let exact = date.len() == 10 && date.parse::<jiff::civil::Date>().is_ok();
+    if !exact {
+        return Err((
+            format!("{at}.{prefix}date"),
+            format!("`{date}`, but must be the day the price was checked, as YYYY-MM-DD"),
+        ));
+    }
+    Ok(())
+}
+
+impl CostSettings {
     /// Checks values serde cannot: returns the offending `field` and what is wrong.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let checks = [
@@ -158,6 +277,7 @@ impl CostSettings {
                 format!("{value}, but must be in [0, 1]"),
             ));
         }
+        self.validate_prices()?;
         if !self.bench.contains_key(&self.candidate) {
             let known: Vec<&String> = self.bench.keys().collect();
             return Err((

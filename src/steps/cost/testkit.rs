@@ -35,7 +35,7 @@ candidate = "awq"
 retention = "tests/fixtures/results/m1-rehearsal/eval/retention.json"
 pricing = ["pricing"]
 apis = ["gpt-4o-mini", "gpt-4.1-nano", "claude-3-haiku", "groq/llama-3.1-8b-instant"]
-gpu = { name = "RTX A5000", hourly_usd = 0.468, price_source = "https://docs.runpod.io/serverless/pricing", price_date = "2026", memory_bandwidth_gbs = 768.0 }
+gpu = { name = "RTX A5000", hourly_usd = 0.468, price_product = "serverless-active", price_source = "https://docs.runpod.io/serverless/pricing", price_date = "2026-07-01", price_tiers = [{ product = "on-demand-pod", hourly_usd = 0.27, source = "https://docs.runpod.io/pods/pricing", date = "2026-12-01", note = "confirm on the console" }], memory_bandwidth_gbs = 768.0 }
 slo = { p99_ttft_ms = 500.0, p99_tpot_ms = 30.0 }
 rehearsal = true
 "#;

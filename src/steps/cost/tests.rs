@@ -176,6 +176,71 @@ async fn bad_settings_are_named() {
     );
 }
 
+/// Breaks one setting of the fixture settings.
+type Break = fn(&mut CostSettings);
+
+#[tokio::test]
+async fn prices_name_their_product_source_and_exact_date() {
+    let cases: [(&str, Break); 6] = [
+        ("gpu.price_product` is `pod`", |s| {
+            s.gpu.price_product = "pod".into()
+        }),
+        ("gpu.price_date` is `2026`", |s| {
+            s.gpu.price_date = "2026".into()
+        }),
+        ("gpu.price_date` is `2026-02-30`", |s| {
+            s.gpu.price_date = "2026-02-30".into()
+        }),
+        ("gpu.price_source` is `runpod console`", |s| {
+            s.gpu.price_source = "runpod console".into()
+        }),
+        ("gpu.price_tiers[0].hourly_usd` is 0", |s| {
+            s.gpu.price_tiers[0].hourly_usd = 0.0
+        }),
+        (
+            "gpu.price_tiers[0].product` is `serverless-active` again",
+            |s| s.gpu.price_tiers[0].product = "serverless-active".into(),
+        ),
+    ];
+    for (expected, break_it) in cases {
+        let mut s = settings("");
+        break_it(&mut s);
+        let msg = message(run(&s).await.1);
+        assert!(msg.contains(expected), "{expected}: {msg}");
+    }
+}
+
+#[tokio::test]
+async fn every_price_tier_scales_the_same_throughput() {
+    let (_dir, result) = run(&settings("")).await;
+    let c = result.expect("cost runs").comparison;
+    assert_eq!(c.gpu_price_product, "serverless-active");
+    let [headline, pod] = c.price_tiers.as_slice() else {
+        panic!("two tiers: {:?}", c.price_tiers)
+    };
+    assert!(headline.headline && !pod.headline);
+    assert_eq!(pod.product, "on-demand-pod");
+    close(
+        headline.usd_per_1m_total,
+        c.self_hosted.headline.usd_per_1m_total,
+    );
+    close(
+        pod.usd_per_1m_output,
+        headline.usd_per_1m_output * 0.27 / 0.468,
+    );
+    close(pod.gpu_monthly_usd, 0.27 * 730.0);
+    let slo = c.self_hosted.slo.as_ref().expect("a level meets the SLO");
+    close(
+        pod.slo_usd_per_1m_total.expect("slo"),
+        slo.usd_per_1m_total * 0.27 / 0.468,
+    );
+    let api = &c.apis[0];
+    close(
+        pod.api_over_self_hosted[&api.model],
+        api.blended_usd_per_1m_total / (slo.usd_per_1m_total * 0.27 / 0.468),
+    );
+}
+
 /// The committed `tests/fixtures/results/m1-rehearsal/cost/` (read by the charts and report
 /// tests) is what the cost step writes today, apart from the run date.
 /// `FORGE_UPDATE_FIXTURES=1 cargo test` rewrites it.

@@ -29,6 +29,8 @@ pub struct ReportContext {
     pub utilization_curve: Vec<[String; 3]>,
     /// API comparison rows (chart 4).
     pub apis: Vec<ApiRow>,
+    /// The candidate's cost under each listed price of the GPU, the headline price first.
+    pub tiers: Vec<super::tiers::TierRow>,
     /// Retention rows (chart 5), empty when quality was not measured.
     pub retention: Vec<RetentionRow>,
     /// Methodology figures.
@@ -54,6 +56,9 @@ pub struct Headline {
     pub gpu: String,
     /// GPU price per hour.
     pub gpu_hourly: String,
+    /// What that price buys, in words (`on-demand pod`); empty in results written before Forge
+    /// recorded it.
+    pub gpu_price_product: String,
     /// Always-on monthly cost.
     pub gpu_monthly: String,
     /// Candidate label.
@@ -171,6 +176,8 @@ pub struct Method {
     pub gpu_price_source: String,
     /// Date the GPU price was checked.
     pub gpu_price_date: String,
+    /// What a reader should know about the GPU price; empty when nothing.
+    pub gpu_price_note: String,
     /// Measured input:output ratio.
     pub mix: String,
     /// Headline utilization.
@@ -223,6 +230,7 @@ pub fn headline(s: &Sources, api: Option<&str>) -> Headline {
     Headline {
         gpu: c.gpu_name.clone(),
         gpu_hourly: usd(c.gpu_hourly_usd),
+        gpu_price_product: super::tiers::product_words(&c.gpu_price_product),
         gpu_monthly: usd(c.gpu_monthly_usd),
         candidate: c.candidate.clone(),
         api: row.map_or("-".into(), |r| r.model.clone()),
@@ -361,6 +369,10 @@ pub fn method(cost: &CostFile, c: &ComparisonFile) -> Method {
         break_even: cost.formula.break_even.clone(),
         gpu_price_source: i.gpu_price_source.value.clone(),
         gpu_price_date: i.gpu_price_date.value.clone(),
+        gpu_price_note: i
+            .gpu_price_note
+            .as_ref()
+            .map_or(String::new(), |n| n.value.clone()),
         mix: format!(
             "{:.2}:1 ({} input / {} output tokens)",
             c.workload.input_per_output, c.workload.input_tokens, c.workload.output_tokens

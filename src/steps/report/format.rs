@@ -49,6 +49,11 @@ pub fn opt(v: Option<f64>, decimals: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.decimals$}"))
 }
 
+/// A price ratio (`2.40x`), or `-` when absent.
+pub fn opt_ratio(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}x"))
+}
+
 /// `target` relative to the directory `from`, both relative to the same root, with `/`
 /// separators (for Markdown and HTML links). Hand-written: it is lexical only, a dozen lines.
 pub fn relative_link(from: &Path, target: &Path) -> String {

@@ -4,6 +4,7 @@
 pub mod context;
 pub mod format;
 pub mod gate;
+pub mod tiers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -256,12 +257,14 @@ pub fn build_context(
         bench,
         retention,
     };
+    let headline = context::headline(&sources, s.headline_api.as_deref());
+    let headline_api = headline.api.clone();
     Ok(ReportContext {
         title: s.title.clone(),
         profile: profile.to_string(),
         provenance: context::provenance(&sources),
         weights: context::weights(&sources),
-        headline: context::headline(&sources, s.headline_api.as_deref()),
+        headline,
         self_hosted: context::self_hosted_rows(&sources.comparison),
         labels: sources
             .bench
@@ -270,6 +273,7 @@ pub fn build_context(
             .collect(),
         utilization_curve: utilization_rows(&sources.cost),
         apis: context::api_rows(&sources.comparison),
+        tiers: tiers::rows(&sources.comparison, &headline_api),
         retention: sources
             .retention
             .as_ref()

@@ -138,7 +138,7 @@ candidate = "awq"
 retention = "results/m1-rehearsal/eval/retention.json"
 pricing = ["pricing"]
 apis = ["gpt-4o-mini", "claude-3-haiku"]
-gpu = {{ name = "RTX A5000", hourly_usd = 0.468, price_source = "https://docs.runpod.io/serverless/pricing", price_date = "2026" }}
+gpu = {{ name = "RTX A5000", hourly_usd = 0.468, price_product = "serverless-active", price_source = "https://docs.runpod.io/serverless/pricing", price_date = "2026-07-01", price_tiers = [{{ product = "on-demand-pod", hourly_usd = 0.27, source = "https://docs.runpod.io/pods/pricing", date = "2026-12-01", note = "confirm on the console" }}] }}
 slo = {{ p99_ttft_ms = 500.0, p99_tpot_ms = 30.0 }}
 rehearsal = true
 "#)).expect("cost settings");

@@ -27,6 +27,8 @@ fn scores(label: &str, results: Vec<ScoreRow>) -> EvalScores {
     common.engine = Some(EngineInfo {
         name: "vllm".into(),
         version: "0.32.0".into(),
+        torch: None,
+        cuda: None,
     });
     common.model = Some(ModelInfo {
         served_name: label.into(),
