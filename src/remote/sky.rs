@@ -59,13 +59,8 @@ fn command(program: &Path, args: &[String]) -> Command {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    // SAFETY: prctl is async-signal-safe; a killed Forge takes the client with it.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
+    // A killed Forge takes the client with it (Linux and macOS alike).
+    crate::steps::process::parent_death::arrange(&mut command);
     command
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-mod parent_death;
+pub(crate) mod parent_death;
 
 /// Variables every child gets from Forge's environment, besides the declared ones: the basics of
 /// a shell, and how this machine reaches the network (proxies, CA bundles, package indexes,
