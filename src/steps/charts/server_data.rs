@@ -51,8 +51,11 @@ enum Source {
     Rate(&'static str),
 }
 
-/// Panels and their series: (y label, [(legend, source, colour)]).
-const PANELS: [(&str, &[(&str, Source, usize)]); 4] = [
+/// A panel's series: (legend, source, colour slot).
+type PanelSeries = &'static [(&'static str, Source, usize)];
+
+/// Panels and their series: (y label, series).
+const PANELS: [(&str, PanelSeries); 4] = [
     (
         "requests",
         &[

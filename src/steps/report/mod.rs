@@ -1,6 +1,7 @@
 //! The built-in `report` step: `report.md` and a self-contained `report.html` (charts inlined as
 //! SVG, no network) rendered with minijinja from templates users can edit without code.
 
+pub mod charts;
 pub mod context;
 pub mod format;
 pub mod gate;
@@ -18,7 +19,8 @@ use crate::steps::charts::settings::level_files;
 use crate::steps::cost::inputs::{self, InputError};
 use crate::steps::cost::model::CostFile;
 use crate::steps::io::StepIo;
-use context::{ChartRef, ReportContext, Sources};
+use charts::{chart_ref, charts};
+use context::{ReportContext, Sources};
 
 /// The built-in Markdown template (used when the workspace has no `templates/report.md.j2`).
 pub const MARKDOWN_TEMPLATE: &str = include_str!("../../../templates/report.md.j2");
@@ -335,41 +337,6 @@ fn utilization_rows(cost: &CostFile) -> Vec<[String; 3]> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The five canonical charts present in the charts directory, in canonical order.
-fn charts(workspace: &Path, dir: Option<&Path>, link: &dyn Fn(&Path) -> String) -> Vec<ChartRef> {
-    let Some(dir) = dir else { return Vec::new() };
-    CHARTS
-        .iter()
-        .filter_map(|name| chart_ref(workspace, dir, name, link))
-        .collect()
-}
-
-/// The chart `<name>.svg` in the charts directory, or `None` when it was not drawn.
-fn chart_ref(
-    workspace: &Path,
-    dir: &Path,
-    name: &str,
-    link: &dyn Fn(&Path) -> String,
-) -> Option<ChartRef> {
-    let svg_path = dir.join(format!("{name}.svg"));
-    let svg = std::fs::read_to_string(workspace.join(&svg_path)).ok()?;
-    // Drop the XML declaration so the SVG can sit inside HTML.
-    let inline_svg = svg
-        .trim_start()
-        .strip_prefix("<?xml")
-        .and_then(|rest| {
-            rest.split_once("?>")
-                .map(|(_, body)| body.trim_start().to_string())
-        })
-        .unwrap_or(svg);
-    Some(ChartRef {
-        name: name.to_string(),
-        png: link(&dir.join(format!("{name}.png"))),
-        svg: link(&svg_path),
-        inline_svg,
-    })
 }
 
 /// The template text: the explicit path, else the workspace's default file, else built-in.
