@@ -67,14 +67,14 @@ builtin!(
 builtin!(
     Charts,
     "charts",
-    1,
+    2,
     super::charts::ChartsSettings,
     super::charts::run_step
 );
 builtin!(
     Report,
     "report",
-    1,
+    2,
     super::report::ReportSettings,
     super::report::run_step
 );

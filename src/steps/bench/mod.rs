@@ -14,6 +14,7 @@ mod record;
 mod result;
 mod schedule;
 mod scrape;
+pub mod server_view;
 mod settings;
 mod sse;
 mod sweep;
@@ -28,6 +29,7 @@ pub use metadata::BenchMetadata;
 pub use metrics::{LevelMetrics, Stats, percentile_sorted, stats_ms};
 pub use record::RequestRecord;
 pub use result::{BenchSummary, LevelSummary};
+pub use scrape::ServerMetrics;
 pub use settings::{
     BenchSettings, DatasetKind, DatasetSettings, Driver, Endpoint, OnLevelFailure, Slo,
 };

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 /// Stable series names and the Prometheus names that feed them (first match wins per scrape;
@@ -43,8 +43,10 @@ pub const SERIES: &[(&str, &[&str])] = &[
     ("request_success_total", &["vllm:request_success_total"]),
 ];
 
-/// Server metrics of one level: columns of equal length, one row per scrape.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// Server metrics of one level: columns of equal length, one row per scrape. Written by the bench
+/// step into `c<N>.json`, read back by the charts and report steps (`server_view.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct ServerMetrics {
     /// The scraped URL.
     pub url: String,

@@ -1,9 +1,12 @@
-//! The built-in `charts` step: the five canonical charts as SVG and PNG, regenerated from
-//! result files alone, with a bundled font, deterministic bytes. See `docs/charts.md`.
+//! The built-in `charts` step: the five canonical charts, then one "server view" chart per model
+//! label, as SVG and PNG, regenerated from result files alone, with a bundled font,
+//! deterministic bytes. See `docs/charts.md`.
 
 pub mod data;
 pub mod font;
 pub mod render;
+pub mod server_data;
+pub mod server_render;
 pub mod settings;
 
 use std::path::{Path, PathBuf};
@@ -12,10 +15,12 @@ use plotters::prelude::{BitMapBackend, IntoDrawingArea, SVGBackend};
 
 pub use settings::ChartsSettings;
 
+use crate::steps::bench::server_view;
 use crate::steps::cost::inputs::{self, BenchSummary, InputError};
 use crate::steps::cost::model::ComparisonFile;
 use crate::steps::io::StepIo;
 use data::{BarChart, LineChart, RetentionChart};
+use server_data::ServerChart;
 
 /// An error of the charts step.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +91,17 @@ pub enum Chart {
     Bars(BarChart),
     /// Chart 5.
     Retention(RetentionChart),
+    /// A model label's server view.
+    Server(ServerChart),
+}
+
+/// The shaped charts, and why any chart was skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shaped {
+    /// `(file stem, chart)`: the canonical charts, then the server views in label order.
+    pub charts: Vec<(String, Chart)>,
+    /// One line per skipped server view, naming the label and each level's reason.
+    pub notes: Vec<String>,
 }
 
 /// Runs the charts step: reads the result files named in `s`, and writes `<name>.svg` and
@@ -96,7 +112,7 @@ pub async fn run_step(s: &ChartsSettings, io: &StepIo) -> Result<Vec<PathBuf>, C
         .first()
         .ok_or_else(|| ChartsError::NoOutput(io.step_id.clone()))?
         .clone();
-    let charts = shape(s, &io.workspace, &io.step_id)?;
+    let Shaped { charts, notes } = shape(s, &io.workspace, &io.step_id)?;
     font::register().map_err(ChartsError::Font)?;
     std::fs::create_dir_all(&out_dir).map_err(|source| ChartsError::Write {
         path: out_dir.clone(),
@@ -115,17 +131,18 @@ pub async fn run_step(s: &ChartsSettings, io: &StepIo) -> Result<Vec<PathBuf>, C
         .filter_map(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .collect();
+    let mut log = format!("charts: wrote {}\n", names.join(", "));
+    for note in &notes {
+        log.push_str(&format!("charts: {note}\n"));
+    }
     // The log is best effort: a failed append must not fail a step whose charts are written.
-    let _ = append_log(&io.log, &format!("charts: wrote {}\n", names.join(", ")));
+    let _ = append_log(&io.log, &log);
     Ok(written)
 }
 
-/// Reads the inputs and shapes every chart that has data (`(file stem, chart)` in canonical order).
-pub fn shape(
-    s: &ChartsSettings,
-    workspace: &Path,
-    step: &str,
-) -> Result<Vec<(String, Chart)>, ChartsError> {
+/// Reads the inputs and shapes every chart that has data (`(file stem, chart)` in canonical
+/// order, then a server view per label whose level files recorded `/metrics` series).
+pub fn shape(s: &ChartsSettings, workspace: &Path, step: &str) -> Result<Shaped, ChartsError> {
     if s.bench.is_empty() {
         return Err(ChartsError::NoBench(step.to_string()));
     }
@@ -136,11 +153,12 @@ pub fn shape(
             problem,
         })?;
     let mut bench: Vec<(String, BenchSummary)> = Vec::new();
+    let mut sweeps = Vec::new();
     for (label, path) in &s.bench {
-        bench.push((
-            label.clone(),
-            inputs::read_bench_summary(&workspace.join(path))?,
-        ));
+        let path = workspace.join(path);
+        let summary = inputs::read_bench_summary(&path)?;
+        sweeps.push(server_view::read_sweep(&path, &summary)?);
+        bench.push((label.clone(), summary));
     }
     let t = &s.titles;
     let mut charts = vec![
@@ -173,13 +191,23 @@ pub fn shape(
             Chart::Retention(data::retention(&retention, &t.retention)),
         ));
     }
+    let mut notes = Vec::new();
+    for ((label, summary), sweep) in bench.iter().zip(&sweeps) {
+        match server_data::server(label, &summary.metadata, sweep, &t.server) {
+            Some(chart) => charts.push((server_data::file_stem(label), Chart::Server(chart))),
+            None => notes.push(format!(
+                "no server view for `{label}`: {}",
+                sweep.missing.join("; ")
+            )),
+        }
+    }
     if let Some(banner) = banner {
         for (_, chart) in &mut charts {
             let title = chart.title_mut();
             *title = format!("[{banner}] {title}");
         }
     }
-    Ok(charts)
+    Ok(Shaped { charts, notes })
 }
 
 impl Chart {
@@ -189,6 +217,7 @@ impl Chart {
             Chart::Lines(c) => &mut c.title,
             Chart::Bars(c) => &mut c.title,
             Chart::Retention(c) => &mut c.title,
+            Chart::Server(c) => &mut c.title,
         }
     }
 }
@@ -245,6 +274,7 @@ fn draw<DB: plotters::prelude::DrawingBackend>(
         Chart::Lines(c) => render::line_chart(root, c),
         Chart::Bars(c) => render::bar_chart(root, c),
         Chart::Retention(c) => render::retention_chart(root, c),
+        Chart::Server(c) => server_render::server_chart(root, c),
     }
 }
 
@@ -257,5 +287,7 @@ fn append_log(log: &Path, line: &str) -> std::io::Result<()> {
         .write_all(line.as_bytes())
 }
 
+#[cfg(test)]
+mod server_tests;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use super::data::{BarChart, Line, LineChart, RetentionChart};
 
 /// Font family every text uses; `font.rs` registers the bundled DejaVu Sans under it.
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 /// Height of one caption line in pixels.
 const CAPTION_LINE: u32 = 18;
 
@@ -20,19 +20,19 @@ const COLOURS: [RGBColor; 6] = [
     RGBColor(86, 180, 233),
     RGBColor(230, 159, 0),
 ];
-const GREY: RGBColor = RGBColor(90, 90, 90);
+pub(super) const GREY: RGBColor = RGBColor(90, 90, 90);
 
-fn colour(slot: usize) -> RGBColor {
+pub(super) fn colour(slot: usize) -> RGBColor {
     COLOURS[slot % COLOURS.len()]
 }
 
 /// Draws a plotters error as text (plotters errors carry the backend's error type).
-fn err<E: std::fmt::Debug>(e: E) -> String {
+pub(super) fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
 /// Splits off the footer and writes the provenance caption into it (wrapped at ` | `).
-fn footer<DB: DrawingBackend>(
+pub(super) fn footer<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     caption: &str,
 ) -> Result<DrawingArea<DB, Shift>, String> {

@@ -45,7 +45,7 @@ pub struct RooflineSettings {
     pub bytes_per_token_gb: BTreeMap<String, f64>,
 }
 
-/// Titles of the five charts.
+/// Titles of the five canonical charts and of the server views.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Titles {
@@ -59,6 +59,8 @@ pub struct Titles {
     pub cost: String,
     /// Chart 5.
     pub retention: String,
+    /// The server views: `<title>: <label>`.
+    pub server: String,
 }
 
 impl Default for Titles {
@@ -69,6 +71,7 @@ impl Default for Titles {
             tpot: "Time per output token vs concurrency".into(),
             cost: "Cost per 1M tokens: self-hosted vs APIs".into(),
             retention: "Quality retention per task".into(),
+            server: "Server view across the sweep".into(),
         }
     }
 }
@@ -82,9 +85,11 @@ fn default_height() -> u32 {
 }
 
 impl ChartsSettings {
-    /// What these settings make the step read: bench summaries, retention, cost.
+    /// What these settings make the step read: bench summaries and the level files beside them
+    /// (the server views), retention, cost.
     pub fn reads(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = self.bench.values().cloned().collect();
+        out.extend(self.bench.values().map(|p| level_files(p)));
         out.extend(self.retention.iter().cloned());
         out.extend(self.cost.iter().cloned());
         out
@@ -122,4 +127,12 @@ impl ChartsSettings {
         }
         Ok(())
     }
+}
+
+/// The level files (`c<N>.json`) beside a bench `summary.json`, as a glob the step's key expands.
+pub fn level_files(summary: &std::path::Path) -> PathBuf {
+    summary
+        .parent()
+        .unwrap_or(std::path::Path::new(""))
+        .join("c*.json")
 }

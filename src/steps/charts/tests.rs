@@ -16,7 +16,9 @@ fn settings() -> ChartsSettings {
 }
 
 fn shaped() -> Vec<(String, Chart)> {
-    shape(&settings(), &crate_root(), "charts").expect("fixtures shape")
+    shape(&settings(), &crate_root(), "charts")
+        .expect("fixtures shape")
+        .charts
 }
 
 #[test]
@@ -113,7 +115,9 @@ fn cost_bars_are_self_hosted_then_chosen_apis() {
     assert!(c.x_label.contains("2.00:1"), "{}", c.x_label);
     let mut only = settings();
     only.apis = Some(vec!["claude-3-haiku".into()]);
-    let charts = shape(&only, &crate_root(), "charts").expect("shapes");
+    let charts = shape(&only, &crate_root(), "charts")
+        .expect("shapes")
+        .charts;
     let Chart::Bars(c) = &charts[3].1 else {
         panic!("bar chart")
     };
@@ -264,8 +268,23 @@ fn every_chart_of_a_rehearsal_carries_the_banner() {
     // Without the cost files nothing says whether it was a rehearsal: no banner.
     let mut bare = settings();
     bare.cost = None;
-    let charts = shape(&bare, &crate_root(), "charts").expect("shapes");
+    let charts = shape(&bare, &crate_root(), "charts")
+        .expect("shapes")
+        .charts;
     for (name, mut chart) in charts {
         assert!(!chart.title_mut().starts_with("[rehearsal"), "{name}");
     }
+}
+
+#[test]
+fn crafted_summaries_without_level_files_skip_the_server_view_with_a_note() {
+    let shaped = shape(&settings(), &crate_root(), "charts").expect("shapes");
+    assert_eq!(shaped.charts.len(), 5);
+    assert_eq!(shaped.notes.len(), 2);
+    assert_eq!(
+        shaped.notes[0],
+        "no server view for `awq`: c=1: no `c1.json` next to the summary; \
+         c=2: no `c2.json` next to the summary; c=4: no `c4.json` next to the summary; \
+         c=8: no `c8.json` next to the summary"
+    );
 }

@@ -37,6 +37,8 @@ pub struct ReportContext {
     pub method: Method,
     /// Charts: name, title, link to PNG and SVG, inline SVG (HTML only).
     pub charts: Vec<ChartRef>,
+    /// The server's own view per label: `/metrics` peaks and rates per level, and its chart.
+    pub server: Vec<super::server::ServerTable>,
     /// Every input file: (description, link).
     pub inputs: Vec<(String, String)>,
     /// Decode roofline rows (chart 1's ceiling): label, GB/s, GB per step, tok/s at c = 1.

@@ -1,9 +1,11 @@
 //! The built-in `report` step: `report.md` and a self-contained `report.html` (charts inlined as
 //! SVG, no network) rendered with minijinja from templates users can edit without code.
 
+pub mod charts;
 pub mod context;
 pub mod format;
 pub mod gate;
+pub mod server;
 pub mod tiers;
 
 use std::collections::BTreeMap;
@@ -11,11 +13,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::steps::bench::server_view;
 use crate::steps::charts::read_comparison;
+use crate::steps::charts::server_data::file_stem;
+use crate::steps::charts::settings::level_files;
 use crate::steps::cost::inputs::{self, InputError};
 use crate::steps::cost::model::CostFile;
 use crate::steps::io::StepIo;
-use context::{ChartRef, ReportContext, Sources};
+use charts::{chart_ref, charts};
+use context::{ReportContext, Sources};
 
 /// The built-in Markdown template (used when the workspace has no `templates/report.md.j2`).
 pub const MARKDOWN_TEMPLATE: &str = include_str!("../../../templates/report.md.j2");
@@ -23,11 +29,13 @@ pub const MARKDOWN_TEMPLATE: &str = include_str!("../../../templates/report.md.j
 pub const HTML_TEMPLATE: &str = include_str!("../../../templates/report.html.j2");
 
 impl ReportSettings {
-    /// What these settings make the step read: its inputs and both templates (the workspace's
-    /// default templates when none is set, so adding one reruns the report).
+    /// What these settings make the step read: its inputs (the level files beside each bench
+    /// summary included) and both templates (the workspace's default templates when none is
+    /// set, so adding one reruns the report).
     pub fn reads(&self) -> Vec<PathBuf> {
         let mut out = vec![self.cost.clone()];
         out.extend(self.bench.values().cloned());
+        out.extend(self.bench.values().map(|p| level_files(p)));
         out.extend(self.retention.iter().cloned());
         out.extend(self.charts.iter().cloned());
         out.extend(self.gate.iter().cloned());
@@ -190,11 +198,12 @@ pub async fn run_step(s: &ReportSettings, io: &StepIo) -> Result<ReportOutput, R
             source,
         })?;
     }
+    let server_charts = ctx.server.iter().filter(|t| t.chart.is_some()).count();
     let line = format!(
         "report: wrote {} and {} ({} charts inlined)\n",
         md_path.display(),
         html_path.display(),
-        ctx.charts.len()
+        ctx.charts.len() + server_charts
     );
     // The log is best effort: a failed append must not fail a step whose report is written.
     if let Ok(mut log) = std::fs::OpenOptions::new()
@@ -225,6 +234,7 @@ pub fn build_context(
         message: e.to_string(),
     })?;
     let mut bench = Vec::new();
+    let mut server = Vec::new();
     let mut inputs = vec![
         ("cost".to_string(), link(&cost_file)),
         (
@@ -233,12 +243,26 @@ pub fn build_context(
         ),
     ];
     for (label, path) in &s.bench {
-        bench.push((
-            label.clone(),
-            link(path),
-            inputs::read_bench_summary(&workspace.join(path))?,
-        ));
+        let summary = inputs::read_bench_summary(&workspace.join(path))?;
+        let sweep = server_view::read_sweep(&workspace.join(path), &summary)?;
         inputs.push((format!("bench {label}"), link(path)));
+        for level in &sweep.levels {
+            let file = summary
+                .levels
+                .iter()
+                .find(|l| l.max_concurrency == level.max_concurrency)
+                .map(|l| path.with_file_name(&l.file));
+            if let Some(file) = file {
+                let c = level.max_concurrency;
+                inputs.push((format!("bench {label} c={c}"), link(&file)));
+            }
+        }
+        let chart = s
+            .charts
+            .as_deref()
+            .and_then(|dir| chart_ref(workspace, dir, &file_stem(label), &link));
+        server.push(server::server_table(label, &summary, &sweep, chart));
+        bench.push((label.clone(), link(path), summary));
     }
     let retention = match &s.retention {
         Some(path) => {
@@ -281,6 +305,7 @@ pub fn build_context(
             .unwrap_or_default(),
         method: context::method(&sources.cost, &sources.comparison),
         charts: charts(workspace, s.charts.as_deref(), &link),
+        server,
         inputs,
         roofline: context::roofline_rows(s.roofline.as_ref()),
         rehearsal: sources.cost.rehearsal.clone(),
@@ -316,33 +341,6 @@ fn utilization_rows(cost: &CostFile) -> Vec<[String; 3]> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Charts present in the charts directory, in canonical order.
-fn charts(workspace: &Path, dir: Option<&Path>, link: &dyn Fn(&Path) -> String) -> Vec<ChartRef> {
-    let Some(dir) = dir else { return Vec::new() };
-    CHARTS
-        .iter()
-        .filter_map(|name| {
-            let svg_path = dir.join(format!("{name}.svg"));
-            let svg = std::fs::read_to_string(workspace.join(&svg_path)).ok()?;
-            // Drop the XML declaration so the SVG can sit inside HTML.
-            let inline_svg = svg
-                .trim_start()
-                .strip_prefix("<?xml")
-                .and_then(|rest| {
-                    rest.split_once("?>")
-                        .map(|(_, body)| body.trim_start().to_string())
-                })
-                .unwrap_or(svg);
-            Some(ChartRef {
-                name: name.to_string(),
-                png: link(&dir.join(format!("{name}.png"))),
-                svg: link(&svg_path),
-                inline_svg,
-            })
-        })
-        .collect()
 }
 
 /// The template text: the explicit path, else the workspace's default file, else built-in.
@@ -385,5 +383,7 @@ fn render(name: &str, source: &str, ctx: &ReportContext) -> Result<String, Repor
         })
 }
 
+#[cfg(test)]
+mod server_tests;
 #[cfg(test)]
 mod tests;

@@ -104,7 +104,7 @@ async fn custom_template_from_settings_and_errors_are_named() {
     assert!(e.contains("needs two outputs"), "{e}");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(super) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
         let target = to.join(entry.file_name());
