@@ -325,6 +325,19 @@ class AwqWeightsTests(unittest.TestCase):
             self.assertEqual(record["weights"]["reason"], "r")
             self.assertEqual(record["quantization"], {"method": "AWQ"})
 
+    def test_a_published_checkpoint_keeps_its_hub_source(self):
+        with tempfile.TemporaryDirectory() as td:
+            src, out = Path(td) / "awq", Path(td) / "out"
+            src.mkdir()
+            (src / "config.json").write_text("{}")
+            hub = {"kind": "hub", "id": "org/model-awq", "revision": "a" * 40}
+            (src / "forge-model.json").write_text(json.dumps({"source": hub}))
+            code = awq_weights.main(["--awq", str(src), "--out", str(out), "--mode", "int4", "--reason", "r"])
+            self.assertEqual(code, 0)
+            record = json.loads((out / "forge-model.json").read_text())
+            self.assertEqual((record["source"], record["quantization"]), (hub, None))
+            self.assertEqual(json.loads((src / "forge-model.json").read_text()), {"source": hub})
+
     def test_missing_checkpoint_and_bits_are_clear_errors(self):
         with tempfile.TemporaryDirectory() as td:
             code = awq_weights.main(["--awq", td, "--out", f"{td}/o", "--mode", "int4", "--reason", "r"])

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cache;
+mod docs;
 mod estimate;
 mod examples;
 mod gate;
