@@ -65,6 +65,7 @@ make_dashboard = load("make_dashboard", "monitoring/make_dashboard.py")
 prepare_tiny_model = load("prepare_tiny_model", "scripts/prepare_tiny_model.py")
 awq_int4 = load("awq_int4", "recipes/awq_int4.py")
 awq_weights = load("awq_weights", "scripts/awq_weights.py")
+monitoring = load("monitoring", "scripts/monitoring.py")
 
 
 class ForgeEnvTests(unittest.TestCase):
@@ -346,6 +347,31 @@ class AwqWeightsTests(unittest.TestCase):
             awq_weights.quantization_bits({"quantization_config": {}})
         self.assertEqual(awq_weights.quantization_bits(
             {"quantization_config": {"config_groups": {"g": {"weights": {"num_bits": 4}}}}}), 4)
+
+
+class MonitoringTests(unittest.TestCase):
+    def test_shipped_files_are_generated_for_the_pipelines_port(self):
+        self.assertEqual(monitoring.shipped(check=True), 0, "run `python3 scripts/monitoring.py shipped`")
+        self.assertIn("targets: ['127.0.0.1:8099']", (ROOT / "monitoring/prometheus.yml").read_text())
+        compose = (ROOT / "monitoring/docker-compose.yml").read_text()
+        self.assertEqual(compose.count("network_mode: host"), 2)
+
+    def test_grafana_provisioning_points_at_the_prometheus_and_the_dashboard(self):
+        with tempfile.TemporaryDirectory() as td:
+            self.assertEqual(monitoring.main(["grafana", "--prometheus", "http://127.0.0.1:9191", "--out", td]), 0)
+            out = Path(td)
+            self.assertIn("url: http://127.0.0.1:9191", (out / "provisioning/datasources/prometheus.yml").read_text())
+            self.assertIn(f"path: {out.resolve() / 'dashboards'}", (out / "provisioning/dashboards/forge.yml").read_text())
+            self.assertEqual((out / "dashboards/forge-vllm.json").read_text(), make_dashboard.render())
+
+    def test_a_bad_target_or_a_missing_binary_is_a_clear_error(self):
+        with self.assertRaisesRegex(monitoring.MonitoringError, "not `host:port`"):
+            monitoring.prometheus_config("127.0.0.1")
+        with tempfile.TemporaryDirectory() as td, contextlib.redirect_stderr(io.StringIO()) as err:
+            code = monitoring.main(["prometheus", "--target", "127.0.0.1:1", "--out", td,
+                                    "--binary", "no-such-prometheus"])
+        self.assertEqual(code, 2)
+        self.assertIn("apt-get install -y prometheus", err.getvalue())
 
 
 class DashboardTests(unittest.TestCase):

@@ -8,6 +8,7 @@ mod examples;
 mod gate;
 mod keys;
 mod malformed;
+mod monitoring;
 mod orphans;
 mod preflight;
 mod records;
