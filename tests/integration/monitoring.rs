@@ -140,6 +140,7 @@ fn a_monitored_run_scrapes_the_server_and_keeps_the_data_in_results() {
     let (code, statuses, stderr) = run_json(&ws, &["pipeline.toml"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(statuses["monitor"], "started", "{stderr}");
+    assert!(stderr.contains("monitor: ready"), "what .ci/rehearsal looks for: {stderr}");
     let up: serde_json::Value = serde_json::from_str(&ws.read("out/up.json")).expect("json");
     let sample = &up["data"]["result"][0];
     assert_eq!(sample["metric"]["job"], "vllm", "{up}");
