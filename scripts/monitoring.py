@@ -11,6 +11,9 @@
     # Grafana on a laptop that reaches the pod's Prometheus through `ssh -L` (docs/monitoring.md).
     python3 scripts/monitoring.py grafana --prometheus http://127.0.0.1:9090 --out /tmp/forge-grafana
 
+    # The scrape configuration alone, for another port (docker compose, a hand-run Prometheus).
+    python3 scripts/monitoring.py config --target 127.0.0.1:8100 > /tmp/forge-prom.yml
+
     # The files docker compose uses (monitoring/prometheus.yml, the datasource), rendered for the
     # pipeline's default port; --check exits 1 when the committed files differ.
     python3 scripts/monitoring.py shipped [--check]
@@ -149,12 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     g = sub.add_parser("grafana", help="write Grafana provisioning for a Prometheus URL")
     g.add_argument("--prometheus", default="http://127.0.0.1:9090")
     g.add_argument("--out", required=True)
+    c = sub.add_parser("config", help="print the scrape configuration for --target")
+    c.add_argument("--target", required=True, help="the vLLM server's host:port")
     s = sub.add_parser("shipped", help="regenerate monitoring/prometheus.yml and the datasource")
     s.add_argument("--check", action="store_true")
     args = ap.parse_args(argv)
     try:
         if args.command == "prometheus":
             return run_prometheus(args)
+        if args.command == "config":
+            sys.stdout.write(prometheus_config(args.target))
+            return 0
         if args.command == "grafana":
             write_grafana(args.prometheus, Path(args.out))
             print(f"monitoring: Grafana provisioning in {args.out} (datasource {args.prometheus})",

@@ -55,9 +55,11 @@ pub async fn gather(spec: &Preflight, workspace: &Path) -> Facts {
             Some(hub::hub(&spec.gated_repos).await)
         }
     };
-    let programs = futures_util::future::join_all(spec.programs.iter().map(|p| async move {
-        (p.clone(), version_line(p).await)
-    }));
+    let programs = futures_util::future::join_all(
+        spec.programs
+            .iter()
+            .map(|p| async move { (p.clone(), version_line(p).await) }),
+    );
     let (gpu, python, registry, hub, programs) = tokio::join!(
         nvidia_smi(),
         python_version(&spec.python),

@@ -136,7 +136,9 @@ fn commands(quote: &Quote) -> Vec<(String, Vec<String>)> {
         // `cargo run [--release] -- <subcommand>` is forge; `cargo run --example x --` is not.
         let via_cargo = word == "--"
             && words[..index].iter().any(|w| w == "cargo")
-            && !words[..index].iter().any(|w| w == "--example" || w == "--bin");
+            && !words[..index]
+                .iter()
+                .any(|w| w == "--example" || w == "--bin");
         if word != "forge" && !via_cargo {
             continue;
         }
@@ -162,7 +164,13 @@ fn commands(quote: &Quote) -> Vec<(String, Vec<String>)> {
 fn roots() -> Vec<String> {
     std::fs::read_dir(repo())
         .expect("read the repository")
-        .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| ![".git", "target", "results", ".forge"].contains(&name.as_str()))
         .collect()
 }
@@ -184,8 +192,16 @@ fn paths(quote: &Quote, roots: &[String]) -> Vec<String> {
         .into_iter()
         .map(|c| c.trim_start_matches("./").to_string())
         .filter(|c| c.contains('/') && !c.contains("://"))
-        .filter(|c| !["{{", "<", ">", "*", "?", "$", "{", "|"].iter().any(|p| c.contains(p)))
-        .filter(|c| roots.iter().any(|r| c.split('/').next() == Some(r.as_str())))
+        .filter(|c| {
+            !["{{", "<", ">", "*", "?", "$", "{", "|"]
+                .iter()
+                .any(|p| c.contains(p))
+        })
+        .filter(|c| {
+            roots
+                .iter()
+                .any(|r| c.split('/').next() == Some(r.as_str()))
+        })
         .collect()
 }
 

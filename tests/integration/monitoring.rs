@@ -28,7 +28,10 @@ fn the_shipped_monitor_scrapes_the_serve_port_and_runs_only_when_asked() {
             .all(|s| !s.needs.contains(&"monitor".to_string())),
         "monitoring is off by default"
     );
-    let preflight = off.preflight.as_ref().expect("the rehearsal has a preflight");
+    let preflight = off
+        .preflight
+        .as_ref()
+        .expect("the rehearsal has a preflight");
     assert!(preflight.programs.is_empty());
 
     let on = shipped(&["monitoring=true", "port=8123"]);
@@ -43,7 +46,10 @@ fn the_shipped_monitor_scrapes_the_serve_port_and_runs_only_when_asked() {
         run.contains(&format!("--target {target} ")),
         "the scrape target follows the serve step's url `{serve}`: {run}"
     );
-    assert!(run.contains("--out results/m1-rehearsal/monitoring"), "{run}");
+    assert!(
+        run.contains("--out results/m1-rehearsal/monitoring"),
+        "{run}"
+    );
     let preflight = on.preflight.as_ref().expect("preflight");
     assert_eq!(preflight.programs, vec!["prometheus".to_string()]);
 }
@@ -140,12 +146,18 @@ fn a_monitored_run_scrapes_the_server_and_keeps_the_data_in_results() {
     let (code, statuses, stderr) = run_json(&ws, &["pipeline.toml"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(statuses["monitor"], "started", "{stderr}");
-    assert!(stderr.contains("monitor: ready"), "what .ci/rehearsal looks for: {stderr}");
+    assert!(
+        stderr.contains("monitor: ready"),
+        "what .ci/rehearsal looks for: {stderr}"
+    );
     let up: serde_json::Value = serde_json::from_str(&ws.read("out/up.json")).expect("json");
     let sample = &up["data"]["result"][0];
     assert_eq!(sample["metric"]["job"], "vllm", "{up}");
     assert_eq!(sample["metric"]["instance"], format!("127.0.0.1:{port}"));
-    assert_eq!(sample["value"][1], "1", "Prometheus scraped the server: {up}");
+    assert_eq!(
+        sample["value"][1], "1",
+        "Prometheus scraped the server: {up}"
+    );
 
     let dir = "results/default/monitoring";
     assert!(
@@ -156,7 +168,9 @@ fn a_monitored_run_scrapes_the_server_and_keeps_the_data_in_results() {
         ws.exists(&format!("{dir}/prometheus/wal")),
         "the TSDB is under results"
     );
-    let datasource = ws.read(&format!("{dir}/grafana/provisioning/datasources/prometheus.yml"));
+    let datasource = ws.read(&format!(
+        "{dir}/grafana/provisioning/datasources/prometheus.yml"
+    ));
     assert!(datasource.contains(&format!("url: http://127.0.0.1:{monitoring_port}")));
     assert!(ws.exists(&format!("{dir}/grafana/dashboards/forge-vllm.json")));
     assert!(

@@ -7,9 +7,11 @@ use crate::preflight::{Row, Verdict};
 /// How to get a program the pipeline knows about, else a generic hint.
 fn install_hint(program: &str) -> String {
     match program {
-        "prometheus" => "install it (Debian/Ubuntu: `apt-get install -y prometheus`; elsewhere the \
+        "prometheus" => {
+            "install it (Debian/Ubuntu: `apt-get install -y prometheus`; elsewhere the \
                          release tarball from prometheus.io) or set `monitoring = false`"
-            .to_string(),
+                .to_string()
+        }
         other => format!(
             "install `{other}` or put it on PATH (the profile's `[preflight] programs` asks for it)"
         ),
