@@ -28,6 +28,10 @@ fn the_shipped_monitor_scrapes_the_serve_port_and_runs_only_when_asked() {
             .all(|s| !s.needs.contains(&"monitor".to_string())),
         "monitoring is off by default"
     );
+    assert!(
+        off.steps["bench-bf16"].params.contains_key("monitoring"),
+        "the setting is part of the bench's key even when off (docs/monitoring.md, Keys)"
+    );
     let preflight = off
         .preflight
         .as_ref()
