@@ -28,10 +28,12 @@ shared/reference/cpu-rehearsal.md holds the measurements on this project's CPU):
 * ignore=["lm_head"]: the output projection stays bf16, as in the example (quantizing it hurts
   quality most and saves little).
 * targets=["Linear"]: every linear layer in the decoder blocks.
-* Calibration: the example uses 256 samples of HuggingFaceH4/ultrachat_200k (split train_sft,
-  shuffled with seed 42), rendered with the model's chat template, max_seq_length 512 ("a good
-  place to start"). Offline, a local JSONL of chat messages shipped in the repo
-  (data/calibration.jsonl: 64 short conversations written for Forge) replaces it.
+* Calibration: the example takes the first 256 rows of HuggingFaceH4/ultrachat_200k's split
+  train_sft and shuffles them with seed 42 (the order changes, not which rows), rendered with the
+  model's chat template, max_seq_length 512 ("a good place to start"); `--calibration hub:...`
+  does the same with the first --num-samples rows. Offline, a local JSONL of chat messages
+  shipped in the repo (data/calibration.jsonl: 64 short conversations written for Forge) replaces
+  it: all its conversations are shuffled with --seed, then the first --num-samples are used.
 * save_compressed=True: packs int4 weights in the compressed-tensors format; config.json then
   carries quant_method "compressed-tensors", which vLLM detects by itself (do not pass
   --quantization awq_marlin for this output; vLLM picks its Marlin/WNA16 kernel).

@@ -17,7 +17,8 @@
 
 Run it in the quantize environment (compressed-tensors and transformers that read the format).
 Besides the weights, --out receives `forge-model.json`: what was served (`weights.format`), why
-(`weights.reason`), the source checkpoint's `forge-quant.json`, and the check's figures; the serve
+(`weights.reason`), the source checkpoint's `forge-quant.json` (a quantization made here) or its
+`forge-model.json` `source` (a published checkpoint: hub id and commit), and the check's figures; the serve
 step publishes it as the `weights` fact, and results, charts and the report name the path.
 """
 
@@ -127,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not (args.awq / "config.json").is_file():
             raise WeightsError(f"{args.awq}/config.json not found: run the quantize step first")
+        # A published checkpoint's download record (`source`: hub id and commit) names where the
+        # weights came from; read it before --out's copy of it is replaced below.
+        prior = args.awq / "forge-model.json"
+        source = json.loads(prior.read_text()).get("source") if prior.is_file() else None
         args.out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         if args.mode == "int4":
@@ -144,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                         "seconds": round(time.monotonic() - started, 1)},
             "quantization": json.loads(quant.read_text()) if quant.is_file() else None,
         }
+        if source:
+            record["source"] = source
         (args.out / "forge-model.json").unlink(missing_ok=True)  # never write through a hard link
         (args.out / "forge-model.json").write_text(json.dumps(record, indent=2) + "\n")
     except WeightsError as e:

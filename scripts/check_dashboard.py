@@ -3,6 +3,13 @@
 
     python3 scripts/check_dashboard.py --base-url http://127.0.0.1:8100 \
         [--dashboard monitoring/grafana/dashboards/forge-vllm.json] [--report out.json]
+    python3 scripts/check_dashboard.py --tsdb results/m1-rehearsal/monitoring/prometheus
+
+With --tsdb, steps 1-2 are replaced: the data is what the pipeline's `monitor` service (Prometheus
+scraping the serve step while the bench ran, `monitoring = true`) recorded. A copy of it is opened
+by a Prometheus that scrapes nothing, the queries run at the last recorded scrape, and
+$__rate_interval is the whole recorded span (so every rate covers the bench's traffic); the
+target must have been up at least once.
 
 1. Starts `prometheus` (Debian's package: `apt-get install -y prometheus`; the binary is run
    directly, not as a service) on a free loopback port with a temporary config scraping
@@ -135,18 +142,16 @@ def send_requests(base: str, model: str, n: int, max_tokens: int, deadline_s: fl
 # ---------------------------------------------------------------- Prometheus
 
 
-def start_prometheus(binary: str, target: str, interval: str, workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_prometheus(binary: str, target: str | None, interval: str, workdir: Path) -> tuple[subprocess.Popen, str]:
+    """Prometheus on a free loopback port over <workdir>/data, scraping `target` (None: nothing)."""
     port = free_port()
     config = workdir / "prometheus.yml"
-    config.write_text(
-        "global:\n"
-        f"  scrape_interval: {interval}\n"
-        f"  evaluation_interval: {interval}\n"
-        "scrape_configs:\n"
-        "  - job_name: vllm\n"
-        f"    static_configs:\n      - targets: ['{target}']\n")
+    scrape = ("scrape_configs:\n  - job_name: vllm\n"
+              f"    static_configs:\n      - targets: ['{target}']\n") if target else ""
+    config.write_text(f"global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n" + scrape)
     cmd = [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-           f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+           f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+           "--storage.tsdb.retention.time=100y"]  # recorded data of any age stays readable
     logf = open(workdir / "prometheus.log", "wb")
     proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
     return proc, f"http://127.0.0.1:{port}"
@@ -165,6 +170,26 @@ def wait_until(what: str, fn, timeout: float, proc: subprocess.Popen, workdir: P
             pass
         time.sleep(0.5)
     raise SetupError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def open_recording(tsdb: Path, binary: str, workdir: Path, timeout: float) -> tuple[subprocess.Popen, str, float, int]:
+    """A Prometheus over a copy of `tsdb`: (process, URL, last scrape time, recorded span in s)."""
+    if not (tsdb / "wal").is_dir():
+        raise SetupError(f"{tsdb} holds no Prometheus data (no wal/): run the pipeline with "
+                         "`--set monitoring=true` first")
+    shutil.copytree(tsdb, workdir / "data", ignore=shutil.ignore_patterns("lock"))
+    proc, prom = start_prometheus(binary, None, "15s", workdir)
+    wait_until("prometheus ready", lambda: urllib.request.urlopen(f"{prom}/-/ready", timeout=5).status == 200,
+               timeout, proc, workdir)
+    head = http_json(f"{prom}/api/v1/status/tsdb")["data"]["headStats"]
+    if not head.get("numSeries"):
+        raise SetupError(f"{tsdb} holds no series: did the bench run while monitoring was on?")
+    at, span = head["maxTime"] / 1000, math.ceil((head["maxTime"] - head["minTime"]) / 1000)
+    seen = prom_query(prom, f'max_over_time(up{{job="vllm"}}[{max(span, 1)}s])', at)
+    if not any(r["value"][1] == "1" for r in seen.get("data", {}).get("result", [])):
+        raise SetupError(f"the recording in {tsdb} never saw job `vllm` up: was the serve step on "
+                         "the port the monitor scraped?")
+    return proc, prom, at, max(span, 60)
 
 
 def prom_query(prom: str, expr: str, at: float) -> dict:
@@ -194,20 +219,42 @@ def judge(resp: dict) -> tuple[bool, str, int]:
     return True, f"{len(finite)} series, e.g. {finite[0]}", len(finite)
 
 
+def run_queries(prom: str, queries: list[dict], variables: list[str], window: str, at: float,
+                args: argparse.Namespace, about: dict) -> int:
+    """Every query at `at`; exit code 1 listing the failures, 0 when all returned data."""
+    results, failed = [], []
+    for q in queries:
+        expr = substitute(q["expr"], variables, window)
+        ok, detail, n = judge(prom_query(prom, expr, at))
+        results.append({**q, "query": expr, "ok": ok, "detail": detail, "series": n})
+        (log if ok else lambda m: None)(f"ok   {q['panel']} [{q['ref']}]: {detail}")
+        if not ok:
+            failed.append(results[-1])
+    if args.report:
+        Path(args.report).write_text(json.dumps({"dashboard": str(args.dashboard), **about,
+                                                 "queries": results}, indent=2) + "\n")
+    for f in failed:
+        log(f"FAIL {f['panel']} [{f['ref']}]: {f['detail']}\n       {f['query']}")
+    log(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--base-url", required=True, help="vLLM base URL, e.g. http://127.0.0.1:8100")
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--base-url", help="vLLM base URL, e.g. http://127.0.0.1:8100")
+    source.add_argument("--tsdb", type=Path, help="Prometheus data recorded by the pipeline's monitor service")
     ap.add_argument("--dashboard", default=str(DEFAULT_DASHBOARD))
     ap.add_argument("--prometheus", default="prometheus", help="prometheus binary (default: on PATH)")
     ap.add_argument("--scrape-interval", default="2s")
-    ap.add_argument("--rate-window", default="1m", help="value for $__rate_interval (default %(default)s)")
+    ap.add_argument("--rate-window", help="value for $__rate_interval (default 1m; --tsdb: the recorded span)")
     ap.add_argument("--requests", type=int, default=12)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--timeout", type=float, default=120, help="per wait, seconds")
     ap.add_argument("--report", help="write a JSON report of every query here")
     args = ap.parse_args(argv)
 
-    base = args.base_url.rstrip("/")
+    base = (args.base_url or "").rstrip("/")
     try:
         dash = json.loads(Path(args.dashboard).read_text())
     except (OSError, ValueError) as e:
@@ -226,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="forge-prom-"))
     proc = None
     try:
+        if args.tsdb:
+            proc, prom, at, span = open_recording(args.tsdb, binary, workdir, args.timeout)
+            window = args.rate_window or f"{span}s"
+            log(f"prometheus {prom} over a copy of {args.tsdb} ({span} s recorded); rate window {window}")
+            return run_queries(prom, queries, variables, window, at, args,
+                               {"tsdb": str(args.tsdb), "at": at})
         model = served_model(base)
         target = urllib.parse.urlsplit(base).netloc
         proc, prom = start_prometheus(binary, target, args.scrape_interval, workdir)
@@ -243,23 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         # Two more scrapes after the last request, so every counter has moved inside the window.
         scrape_s = float(re.sub(r"[^0-9.]", "", args.scrape_interval) or 2)
         time.sleep(2.5 * scrape_s)
-        at = time.time()
-        results, failed = [], []
-        for q in queries:
-            expr = substitute(q["expr"], variables, args.rate_window)
-            ok, detail, n = judge(prom_query(prom, expr, at))
-            results.append({**q, "query": expr, "ok": ok, "detail": detail, "series": n})
-            (log if ok else lambda m: None)(f"ok   {q['panel']} [{q['ref']}]: {detail}")
-            if not ok:
-                failed.append(results[-1])
-        if args.report:
-            Path(args.report).write_text(json.dumps({"dashboard": str(args.dashboard), "vllm": base,
-                                                     "model": model, "requests": done,
-                                                     "queries": results}, indent=2) + "\n")
-        for f in failed:
-            log(f"FAIL {f['panel']} [{f['ref']}]: {f['detail']}\n       {f['query']}")
-        log(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-        return 1 if failed else 0
+        return run_queries(prom, queries, variables, args.rate_window or "1m", time.time(), args,
+                           {"vllm": base, "model": model, "requests": done})
     except SetupError as e:
         log(f"error: {e}")
         return 2

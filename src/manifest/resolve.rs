@@ -310,10 +310,13 @@ impl<'a> Resolver<'a> {
             format!("{}-{}", d.id.value, suffix.join("-"))
         };
         context["step"] = json!({"id": id});
+        // A need that renders empty is dropped, so a template can make it conditional
+        // (`"{{ 'monitor' if params.monitoring else '' }}"`).
         let needs = d
             .needs
             .iter()
-            .filter_map(|l| self.render(l, &context).map(|n| (n, l)))
+            .filter_map(|l| self.render(l, &context).map(|n| (n.trim().to_string(), l)))
+            .filter(|(n, _)| !n.is_empty())
             .collect();
         let (outputs, output_at) = self.outputs(d, &context);
         let url = d.url.as_ref().and_then(|u| self.render(u, &context));

@@ -171,6 +171,9 @@ pub struct RawPreflight {
     /// Hub repositories the run downloads that need an accepted license: `owner/name`, or
     /// `datasets/owner/name`.
     pub gated_repos: Option<Vec<Spanned<String>>>,
+    /// Programs the run starts that must be on PATH (`prometheus` when monitoring is on). An
+    /// entry that renders empty is dropped (so a template can make it conditional).
+    pub programs: Option<Vec<Spanned<String>>>,
 }
 
 /// What a profile may change in a step. The graph (kind, needs, matrix) stays the manifest's.

@@ -36,6 +36,8 @@ pub struct Facts {
     pub registry: Option<(String, Answer)>,
     /// The hub's answers, when gated repositories are declared.
     pub hub: Option<HubFacts>,
+    /// Each declared program and the first line of its `--version`, or why it did not answer.
+    pub programs: Vec<(String, Result<String, String>)>,
 }
 
 /// Reads the machine, the locks and the network for `spec`.
@@ -53,11 +55,17 @@ pub async fn gather(spec: &Preflight, workspace: &Path) -> Facts {
             Some(hub::hub(&spec.gated_repos).await)
         }
     };
-    let (gpu, python, registry, hub) = tokio::join!(
+    let programs = futures_util::future::join_all(
+        spec.programs
+            .iter()
+            .map(|p| async move { (p.clone(), version_line(p).await) }),
+    );
+    let (gpu, python, registry, hub, programs) = tokio::join!(
         nvidia_smi(),
         python_version(&spec.python),
         registry,
-        hub_facts
+        hub_facts,
+        programs
     );
     let mut names: Vec<&String> = spec.locks.iter().chain(&spec.gpu_locks).collect();
     names.sort();
@@ -81,6 +89,7 @@ pub async fn gather(spec: &Preflight, workspace: &Path) -> Facts {
         cuda_locks: cuda_locks(spec, workspace),
         registry,
         hub,
+        programs,
     }
 }
 
@@ -139,6 +148,17 @@ async fn python_version(python: &str) -> Result<String, String> {
     output(python, &["-c", script])
         .await
         .map(|v| v.trim().to_string())
+}
+
+/// The first non-empty line of `<program> --version` (`prometheus, version 2.42.0+ds ...`).
+async fn version_line(program: &str) -> Result<String, String> {
+    let text = output(program, &["--version"]).await?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("found")
+        .to_string())
 }
 
 /// Free bytes for an unprivileged user on the filesystem holding `path` (its nearest existing

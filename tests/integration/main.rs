@@ -2,11 +2,13 @@
 
 mod bench;
 mod cache;
+mod docs;
 mod estimate;
 mod examples;
 mod gate;
 mod keys;
 mod malformed;
+mod monitoring;
 mod orphans;
 mod preflight;
 mod records;

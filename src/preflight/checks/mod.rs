@@ -7,6 +7,7 @@ use serde_json::Value as Json;
 mod awq;
 mod gpu;
 mod network;
+mod programs;
 
 use super::facts::Facts;
 use super::{Row, Verdict};
@@ -15,6 +16,7 @@ use crate::manifest::preflight::Preflight;
 use awq::awq_serving;
 use gpu::{cuda, gpu, gpu_memory};
 use network::{hub, registry};
+use programs::programs;
 
 /// What a check reads.
 pub struct Context<'a> {
@@ -87,6 +89,10 @@ pub static CHECKS: &[Check] = &[
     Check {
         name: "python",
         rows: python,
+    },
+    Check {
+        name: "programs",
+        rows: programs,
     },
     Check {
         name: "registry",
