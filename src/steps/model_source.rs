@@ -129,7 +129,7 @@ mod tests {
         });
         assert_eq!(
             meta.caption(),
-            "profile a5000 | unknown hardware | engine ? | model sha blake3:01234 | weights hub org/model@0123 | 2026-12-01T00:00:00Z"
+            "profile a5000 | unknown hardware | engine ? | model sha 0123456789ab | weights hub org/model@0123 | 2026-12-01T00:00:00Z"
         );
         meta.model = meta.model.map(|m| ModelFacts { source: None, ..m });
         assert!(!meta.caption().contains("weights"));

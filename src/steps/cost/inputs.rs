@@ -156,12 +156,14 @@ impl ResultMetadata {
     }
 }
 
-/// The first 12 characters of a digest (or the whole thing when shorter).
+/// The first 12 characters of a digest (or the whole thing when shorter), after its algorithm
+/// prefix (`blake3:4764...` reads `4764...`, as a hub commit does).
 pub fn short_sha(sha: &str) -> &str {
-    if sha.is_empty() {
+    let hex = sha.strip_prefix("blake3:").unwrap_or(sha);
+    if hex.is_empty() {
         return "?";
     }
-    sha.get(..12).unwrap_or(sha)
+    hex.get(..12).unwrap_or(hex)
 }
 
 /// A bench step's `summary.json`: one row per concurrency level, sorted by concurrency.
@@ -338,6 +340,9 @@ mod tests {
             ),
             "{caption}"
         );
+        assert!(caption.contains("model sha 0123456789ab |"), "{caption}");
+        assert_eq!(short_sha("blake3:47647a1b2c3d4e5f6"), "47647a1b2c3d");
+        assert_eq!(short_sha("blake3:"), "?");
         let round_trip = serde_json::to_value(&meta).expect("serializes");
         assert_eq!(round_trip["engine"]["torch"], "2.10.0+cu128");
         assert_eq!(round_trip["gpu"]["cuda_driver"], "12.8");
