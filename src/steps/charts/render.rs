@@ -31,6 +31,18 @@ pub(super) fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
+/// The chart's frame: `caption` in the footer, `title` on top; returns the area between them.
+pub(super) fn frame<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    caption: &str,
+) -> Result<DrawingArea<DB, Shift>, String> {
+    footer(root, caption)?
+        .margin(12, 0, 0, 0)
+        .titled(title, (FONT, 24))
+        .map_err(err)
+}
+
 /// Splits off the footer and writes the provenance caption into it (wrapped at ` | `).
 pub(super) fn footer<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -76,10 +88,7 @@ pub fn line_chart<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     data: &LineChart,
 ) -> Result<(), String> {
-    let main = footer(root, &data.caption)?
-        .margin(12, 0, 0, 0)
-        .titled(&data.title, (FONT, 24))
-        .map_err(err)?;
+    let main = frame(root, &data.title, &data.caption)?;
     let width = main.dim_in_pixel().0;
     let (plot, legend) = main.split_horizontally(width.saturating_sub(legend_width(&data.lines)));
     let first = data.levels.first().copied().unwrap_or(1.0);
@@ -175,10 +184,7 @@ pub fn bar_chart<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     data: &BarChart,
 ) -> Result<(), String> {
-    let main = footer(root, &data.caption)?
-        .margin(12, 0, 0, 0)
-        .titled(&data.title, (FONT, 24))
-        .map_err(err)?;
+    let main = frame(root, &data.title, &data.caption)?;
     let n = data.bars.len() as i32;
     let max = data.bars.iter().map(|b| b.value).fold(0.0, f64::max);
     let top = super::data::nice_top(max * 1.25);
@@ -251,10 +257,7 @@ pub fn retention_chart<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     data: &RetentionChart,
 ) -> Result<(), String> {
-    let main = footer(root, &data.caption)?
-        .margin(12, 0, 0, 0)
-        .titled(&data.title, (FONT, 24))
-        .map_err(err)?;
+    let main = frame(root, &data.title, &data.caption)?;
     let n = data.bars.len() as i32;
     let names: Vec<String> = data.bars.iter().map(|b| b.name.clone()).collect();
     let mut chart = ChartBuilder::on(&main)

@@ -5,7 +5,7 @@ use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
-use super::render::{FONT, GREY, colour, err, footer};
+use super::render::{FONT, GREY, colour, err, frame};
 use super::server_data::{Panel, ServerChart};
 
 /// Width of the legend column in pixels.
@@ -18,10 +18,7 @@ pub fn server_chart<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     data: &ServerChart,
 ) -> Result<(), String> {
-    let main = footer(root, &data.caption)?
-        .margin(12, 0, 0, 0)
-        .titled(&data.title, (FONT, 24))
-        .map_err(err)?;
+    let main = frame(root, &data.title, &data.caption)?;
     let width = main.dim_in_pixel().0;
     let (plots, legend) = main.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
     let count = data.panels.len().max(1);
