@@ -295,11 +295,7 @@ fn tiers(settings: &CostSettings, hosted: &SelfHosted, apis: &[ApiComparison]) -
             let scale = t.hourly_usd / g.hourly_usd;
             let basis = hosted.slo.as_ref().unwrap_or(&hosted.headline);
             TierCost {
-                product: t.product.clone(),
-                hourly_usd: t.hourly_usd,
-                source: t.source.clone(),
-                date: t.date.clone(),
-                note: t.note.clone(),
+                price: t.clone(),
                 headline: is_headline,
                 gpu_monthly_usd: t.hourly_usd * settings.hours_per_month,
                 usd_per_1m_output: hosted.headline.usd_per_1m_output * scale,

@@ -210,17 +210,8 @@ pub struct ComparisonFile {
 /// The candidate's cost under one price of the GPU: the same measured throughput, another bill.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TierCost {
-    /// The product (`on-demand-pod`, `spot-pod`, `serverless-active` ...).
-    pub product: String,
-    /// USD per hour.
-    pub hourly_usd: f64,
-    /// Where the price was read.
-    pub source: String,
-    /// When it was checked (YYYY-MM-DD).
-    pub date: String,
-    /// What a reader should know about it; empty when nothing.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub note: String,
+    /// The price: product, USD per hour, source, date and note, as the settings give it.
+    pub price: super::settings::PriceTier,
     /// Whether this is the price every other figure uses.
     pub headline: bool,
     /// Always-on monthly cost at this price.

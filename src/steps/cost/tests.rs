@@ -219,7 +219,7 @@ async fn every_price_tier_scales_the_same_throughput() {
         panic!("two tiers: {:?}", c.price_tiers)
     };
     assert!(headline.headline && !pod.headline);
-    assert_eq!(pod.product, "on-demand-pod");
+    assert_eq!(pod.price.product, "on-demand-pod");
     close(
         headline.usd_per_1m_total,
         c.self_hosted.headline.usd_per_1m_total,

@@ -45,16 +45,16 @@ pub fn rows(c: &ComparisonFile, api: &str) -> Vec<TierRow> {
     c.price_tiers
         .iter()
         .map(|t| TierRow {
-            product: product_words(&t.product),
+            product: product_words(&t.price.product),
             headline: t.headline,
-            hourly: usd(t.hourly_usd),
+            hourly: usd(t.price.hourly_usd),
             monthly: usd(t.gpu_monthly_usd),
             per_output: usd(t.usd_per_1m_output),
             slo_per_total: t.slo_usd_per_1m_total.map_or("-".into(), usd),
             api_ratio: opt_ratio(t.api_over_self_hosted.get(api).copied()),
-            source: t.source.clone(),
-            date: t.date.clone(),
-            note: t.note.clone(),
+            source: t.price.source.clone(),
+            date: t.price.date.clone(),
+            note: t.price.note.clone(),
         })
         .collect()
 }
