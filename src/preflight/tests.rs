@@ -83,6 +83,10 @@ fn a5000_facts(driver_cuda: &str) -> Facts {
 fn params() -> IndexMap<String, Json> {
     [
         ("serve_lock".to_string(), json!("constraints/serve.txt")),
+        (
+            "quantize_lock".to_string(),
+            json!({"linux-x86_64": "constraints/quantize.txt"}),
+        ),
         ("python".to_string(), json!("python3")),
     ]
     .into_iter()
@@ -156,6 +160,35 @@ fn a_cuda_12_driver_is_pointed_at_the_cuda_12_lock() {
     assert!(
         cuda.todo
             .contains("set `serve_lock = \"constraints/serve-cu12.txt\"`"),
+        "{}",
+        cuda.todo
+    );
+}
+
+#[test]
+fn a_cuda_12_driver_is_pointed_at_the_cuda_12_quantize_lock_too() {
+    let mut spec = a5000_spec();
+    spec.gpu_locks.push("constraints/quantize.txt".into());
+    let mut facts = a5000_facts("12.4");
+    facts.locks.push((
+        "constraints/quantize.txt".into(),
+        Ok(LockNeeds {
+            python: Some("3.11".into()),
+            cuda: Cuda::parse("13.0"),
+        }),
+    ));
+    facts.cuda_locks.push((
+        "constraints/quantize-cu12.txt".into(),
+        Cuda::parse("12.8").unwrap(),
+    ));
+    facts.cuda_locks.sort();
+    let rows = rows(&spec, &facts);
+    let cuda = find(&rows, "CUDA for `constraints/quantize.txt`");
+    assert_eq!(cuda.verdict, Verdict::Fail);
+    assert!(
+        cuda.todo.contains(
+            "set `quantize_lock = \"constraints/quantize-cu12.txt\"` in the profile (or pass `--set quantize_lock=constraints/quantize-cu12.txt`)"
+        ),
         "{}",
         cuda.todo
     );

@@ -31,11 +31,15 @@ pub struct Context<'a> {
 impl Context<'_> {
     /// "`--set NAME=VALUE`" when a string parameter holds `current`, else a generic hint.
     fn switch(&self, current: &str, value: &str) -> String {
-        match self
-            .params
-            .iter()
-            .find(|(_, v)| v.as_str() == Some(current))
-        {
+        // A parameter holding `current`, as a string or as one platform's entry of a per-platform
+        // table (`{ linux-x86_64 = "constraints/serve.txt" }`): `--set` with a plain string
+        // replaces either, since `for_platform` passes a string through.
+        let holds = |v: &serde_json::Value| {
+            v.as_str() == Some(current)
+                || v.as_object()
+                    .is_some_and(|t| t.values().any(|e| e.as_str() == Some(current)))
+        };
+        match self.params.iter().find(|(_, v)| holds(v)) {
             Some((name, _)) => format!(
                 "set `{name} = \"{value}\"` in the profile (or pass `--set {name}={value}`)"
             ),
