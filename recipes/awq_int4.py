@@ -63,6 +63,9 @@ HUB_DATASET = "HuggingFaceH4/ultrachat_200k"
 HUB_SPLIT = "train_sft"
 
 
+# A copy of scripts/forge_common.py's sha256_file: this recipe runs as `python recipes/awq_int4.py`
+# in the quantize environment, where scripts/ is not on sys.path (and the quantize step's inputs
+# name this file alone).
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -65,6 +65,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from forge_common import sha256_file
+
 UV_VERSION = "0.13.9"
 LOCK_PYTHON = "3.11"
 LOCK_PLATFORM = "x86_64-manylinux_2_28"
@@ -135,14 +137,6 @@ def requirement_lines(path: Path) -> list[str]:
         if s:
             lines.append(s)
     return lines
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- uv

