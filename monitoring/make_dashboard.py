@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 OUT = Path(__file__).resolve().parent / "grafana" / "dashboards" / "forge-vllm.json"
 SEL = 'model_name=~"$model_name"'
@@ -69,7 +70,8 @@ PANELS = [
      [("preemptions/s", f"sum({rate('vllm:num_preemptions_total')})")], 8),
     ("Prefix-cache hit rate", "Cached prompt tokens / queried prompt tokens.", "percentunit",
      [("hit rate", f"(sum({rate('vllm:prefix_cache_hits_total')}) / sum({rate('vllm:prefix_cache_queries_total')}))"
-       f" or (sum({rate('vllm:gpu_prefix_cache_hits_total')}) / sum({rate('vllm:gpu_prefix_cache_queries_total')}))")], 8),
+       f" or (sum({rate('vllm:gpu_prefix_cache_hits_total')})"
+       f" / sum({rate('vllm:gpu_prefix_cache_queries_total')}))")], 8),
     ("Queue time", "Time requests wait before scheduling.", "s",
      [("p50", quantile(0.5, "vllm:request_queue_time_seconds")),
       ("p99", quantile(0.99, "vllm:request_queue_time_seconds"))], 12),
@@ -79,7 +81,8 @@ PANELS = [
 ]
 
 
-def panel(pid: int, x: int, y: int, title: str, desc: str, unit: str, targets, width: int) -> dict:
+def panel(pid: int, x: int, y: int, title: str, desc: str, unit: str, targets: list[tuple[str, str]],
+          width: int) -> dict[str, Any]:
     return {
         "id": pid,
         "type": "timeseries",
@@ -97,7 +100,7 @@ def panel(pid: int, x: int, y: int, title: str, desc: str, unit: str, targets, w
     }
 
 
-def dashboard() -> dict:
+def dashboard() -> dict[str, Any]:
     panels, x, y, pid = [], 0, 0, 1
     for title, desc, unit, targets, width in PANELS:
         if x + width > 24:

@@ -58,11 +58,15 @@ import sys
 import time
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 HUB_DATASET = "HuggingFaceH4/ultrachat_200k"
 HUB_SPLIT = "train_sft"
 
 
+# A copy of scripts/forge_common.py's sha256_file: this recipe runs as `python recipes/awq_int4.py`
+# in the quantize environment, where scripts/ is not on sys.path (and the quantize step's inputs
+# name this file alone).
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -71,7 +75,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_conversations(source: str, n: int, seed: int) -> tuple[list[list[dict]], dict]:
+def load_conversations(source: str, n: int, seed: int) -> tuple[list[list[dict[str, Any]]], dict[str, Any]]:
     """Chat conversations (lists of {role, content}) from a local JSONL or the hub dataset."""
     if source.startswith("hub:"):
         from datasets import load_dataset  # needs hub access (the a5000 profile)
@@ -92,7 +96,8 @@ def load_conversations(source: str, n: int, seed: int) -> tuple[list[list[dict]]
             msgs = json.loads(line)["messages"]
             assert isinstance(msgs, list) and all("role" in m and "content" in m for m in msgs)
         except (ValueError, KeyError, TypeError, AssertionError):
-            raise SystemExit(f"awq_int4: {path}:{lineno}: expected {{\"messages\": [{{\"role\", \"content\"}}, ...]}}")
+            raise SystemExit(
+                f"awq_int4: {path}:{lineno}: expected {{\"messages\": [{{\"role\", \"content\"}}, ...]}}") from None
         convs.append(msgs)
     if len(convs) < n:
         print(f"awq_int4: {path} has {len(convs)} conversations; using all of them (asked for {n})",
@@ -178,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "libraries": {k: version(k) for k in ("llmcompressor", "compressed-tensors", "transformers", "torch")},
         "seconds": {"load_and_tokenize": round(t1 - t0, 1), "oneshot": round(t2 - t1, 1),
                     "save": round(time.monotonic() - t2, 1)},
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     files = {}
     for p in sorted(out.rglob("*")):

@@ -31,6 +31,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 QUANT_PARAMS = ("weight_scale", "weight_zero_point", "weight_shape", "weight_g_idx", "weight_packed")
 
@@ -56,7 +57,7 @@ def link_tree(src: Path, out: Path) -> int:
     return count
 
 
-def quantization_bits(config: dict) -> int:
+def quantization_bits(config: dict[str, Any]) -> int:
     """The weight bit width of a compressed-tensors config (4 for AWQ INT4)."""
     groups = config.get("quantization_config", {}).get("config_groups", {})
     for group in groups.values():
@@ -67,7 +68,7 @@ def quantization_bits(config: dict) -> int:
                        " with weight `num_bits`: is --awq the quantize step's output?")
 
 
-def max_levels_per_group(weight, group_size: int) -> int:
+def max_levels_per_group(weight: Any, group_size: int) -> int:
     """The largest number of distinct values in any `group_size` run of a weight's rows."""
     import torch
 
@@ -80,7 +81,7 @@ def max_levels_per_group(weight, group_size: int) -> int:
     return int(distinct.max())
 
 
-def dequantize(src: Path, out: Path) -> dict:
+def dequantize(src: Path, out: Path) -> dict[str, Any]:
     """Loads the checkpoint decompressed, saves plain BF16 weights, checks the int4 grid."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -92,7 +93,7 @@ def dequantize(src: Path, out: Path) -> dict:
     quantized = AutoModelForCausalLM.from_pretrained(
         src, dtype=torch.bfloat16, quantization_config=CompressedTensorsConfig(run_compressed=False))
     state = {name: tensor for name, tensor in quantized.state_dict().items()
-             if not name.rsplit(".", 1)[-1] in QUANT_PARAMS}
+             if name.rsplit(".", 1)[-1] not in QUANT_PARAMS}
     config = AutoConfig.from_pretrained(src)
     del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         if args.mode == "int4":
-            check = {"files_linked": link_tree(args.awq, args.out)}
+            check: dict[str, Any] = {"files_linked": link_tree(args.awq, args.out)}
             fmt = "int4"
         else:
             check = dequantize(args.awq, args.out)

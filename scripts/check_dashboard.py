@@ -40,7 +40,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DASHBOARD = Path(__file__).resolve().parent.parent / "monitoring/grafana/dashboards/forge-vllm.json"
 GRAFANA_INTERVALS = ("__rate_interval", "__interval", "__range")
@@ -54,23 +56,25 @@ def log(msg: str) -> None:
     print(f"check_dashboard: {msg}", file=sys.stderr, flush=True)
 
 
-def http_json(url: str, data: dict | None = None, timeout: float = 30) -> dict:
+def http_json(url: str, data: dict[str, Any] | None = None, timeout: float = 30) -> dict[str, Any]:
     body = None if data is None else json.dumps(data).encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.load(r)
+        answer: dict[str, Any] = json.load(r)
+        return answer
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 # ---------------------------------------------------------------- dashboard
 
 
-def walk_panels(panels: list) -> list:
+def walk_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for p in panels or []:
         out.append(p)
@@ -78,7 +82,7 @@ def walk_panels(panels: list) -> list:
     return out
 
 
-def collect_queries(dash: dict) -> list[dict]:
+def collect_queries(dash: dict[str, Any]) -> list[dict[str, Any]]:
     """Every (panel, refId, expr) in the dashboard, plus label_values(...) variables."""
     queries = []
     for p in walk_panels(dash.get("panels", [])):
@@ -114,7 +118,8 @@ def served_model(base: str) -> str:
         raise SetupError(f"cannot list models at {base}/v1/models: {e}") from None
     if not models:
         raise SetupError(f"{base}/v1/models lists no model")
-    return models[0]["id"]
+    model: str = models[0]["id"]
+    return model
 
 
 def send_requests(base: str, model: str, n: int, max_tokens: int, deadline_s: float) -> int:
@@ -142,7 +147,8 @@ def send_requests(base: str, model: str, n: int, max_tokens: int, deadline_s: fl
 # ---------------------------------------------------------------- Prometheus
 
 
-def start_prometheus(binary: str, target: str | None, interval: str, workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_prometheus(binary: str, target: str | None, interval: str,
+                     workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Prometheus on a free loopback port over <workdir>/data, scraping `target` (None: nothing)."""
     port = free_port()
     config = workdir / "prometheus.yml"
@@ -157,7 +163,8 @@ def start_prometheus(binary: str, target: str | None, interval: str, workdir: Pa
     return proc, f"http://127.0.0.1:{port}"
 
 
-def wait_until(what: str, fn, timeout: float, proc: subprocess.Popen, workdir: Path) -> None:
+def wait_until(what: str, fn: Callable[[], bool], timeout: float, proc: subprocess.Popen[bytes],
+               workdir: Path) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
@@ -172,7 +179,8 @@ def wait_until(what: str, fn, timeout: float, proc: subprocess.Popen, workdir: P
     raise SetupError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def open_recording(tsdb: Path, binary: str, workdir: Path, timeout: float) -> tuple[subprocess.Popen, str, float, int]:
+def open_recording(tsdb: Path, binary: str, workdir: Path,
+                   timeout: float) -> tuple[subprocess.Popen[bytes], str, float, int]:
     """A Prometheus over a copy of `tsdb`: (process, URL, last scrape time, recorded span in s)."""
     if not (tsdb / "wal").is_dir():
         raise SetupError(f"{tsdb} holds no Prometheus data (no wal/): run the pipeline with "
@@ -192,18 +200,19 @@ def open_recording(tsdb: Path, binary: str, workdir: Path, timeout: float) -> tu
     return proc, prom, at, max(span, 60)
 
 
-def prom_query(prom: str, expr: str, at: float) -> dict:
+def prom_query(prom: str, expr: str, at: float) -> dict[str, Any]:
     url = f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"})
     try:
         return http_json(url)
     except urllib.error.HTTPError as e:  # 400 carries the PromQL error as JSON
         try:
-            return json.load(e)
+            answer: dict[str, Any] = json.load(e)
+            return answer
         except ValueError:
             return {"status": "error", "error": f"HTTP {e.code}"}
 
 
-def judge(resp: dict) -> tuple[bool, str, int]:
+def judge(resp: dict[str, Any]) -> tuple[bool, str, int]:
     if resp.get("status") != "success":
         return False, f"error: {resp.get('errorType', '')} {resp.get('error', '')}".strip(), 0
     data = resp["data"]
@@ -219,8 +228,8 @@ def judge(resp: dict) -> tuple[bool, str, int]:
     return True, f"{len(finite)} series, e.g. {finite[0]}", len(finite)
 
 
-def run_queries(prom: str, queries: list[dict], variables: list[str], window: str, at: float,
-                args: argparse.Namespace, about: dict) -> int:
+def run_queries(prom: str, queries: list[dict[str, Any]], variables: list[str], window: str, at: float,
+                args: argparse.Namespace, about: dict[str, Any]) -> int:
     """Every query at `at`; exit code 1 listing the failures, 0 when all returned data."""
     results, failed = [], []
     for q in queries:
@@ -285,8 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"prometheus {prom} scraping {target} every {args.scrape_interval}")
         wait_until("prometheus ready", lambda: urllib.request.urlopen(f"{prom}/-/ready", timeout=5).status == 200,
                    args.timeout, proc, workdir)
-        up = lambda: any(r["value"][1] == "1" for r in
-                         http_json(f"{prom}/api/v1/query?query=up%7Bjob%3D%22vllm%22%7D")["data"]["result"])
+        def up() -> bool:
+            return any(r["value"][1] == "1" for r in
+                       http_json(f"{prom}/api/v1/query?query=up%7Bjob%3D%22vllm%22%7D")["data"]["result"])
+
         wait_until(f"target {target} up", up, args.timeout, proc, workdir)
         t0 = time.monotonic()
         done = send_requests(base, model, args.requests, args.max_tokens, deadline_s=args.timeout)

@@ -14,9 +14,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def levels(directory: Path) -> dict[int, dict]:
+def levels(directory: Path) -> dict[int, dict[str, Any]]:
     summary = json.loads((directory / "summary.json").read_text())
     return {int(level["max_concurrency"]): level for level in summary["levels"]}
 

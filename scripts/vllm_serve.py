@@ -239,8 +239,7 @@ def main() -> int:
               file=sys.stderr, flush=True)
     publish_facts(env.get("FORGE_FACTS_FILE", ""))
     print("vllm_serve: exec " + shlex.join(cmd), file=sys.stderr, flush=True)
-    os.execve(cmd[0], cmd, env)
-    return 127  # not reached
+    os.execve(cmd[0], cmd, env)  # does not return: vLLM replaces this process
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ find the JSONL files next to this module, so the tasks work from any working dir
 """
 
 from pathlib import Path
+from typing import Any
 
 import datasets
 
@@ -21,11 +22,11 @@ def _load(name: str) -> datasets.DatasetDict:
     return datasets.load_dataset("json", data_files=files)
 
 
-def forge_mc(**_metadata) -> datasets.DatasetDict:
+def forge_mc(**_metadata: Any) -> datasets.DatasetDict:
     """The multiple-choice task: `test` (48 questions) and `train` (5 few-shot examples)."""
     return _load("forge_mc")
 
 
-def forge_math(**_metadata) -> datasets.DatasetDict:
+def forge_math(**_metadata: Any) -> datasets.DatasetDict:
     """The word-problem task: `test` (48 problems) and `train` (5 few-shot examples)."""
     return _load("forge_math")

