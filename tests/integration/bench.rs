@@ -200,13 +200,14 @@ fn level(out: &Path, c: u32) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join(format!("c{c}.json"))).unwrap()).unwrap()
 }
 
-fn first_error(v: &Value) -> String {
+/// The first error class of a level file and its example message.
+fn first_error(v: &Value) -> (String, String) {
     v["errors"]
         .as_object()
         .unwrap()
-        .keys()
+        .iter()
         .next()
-        .cloned()
+        .map(|(class, e)| (class.clone(), e["example"].as_str().unwrap().to_string()))
         .unwrap_or_default()
 }
 
@@ -244,6 +245,7 @@ async fn happy_sweep_writes_levels_summary_and_log() {
         assert!(v["client_kept_up"].is_boolean());
         assert_eq!(v["server_metrics"]["series"]["kv_cache_usage"][0], 0.5);
         assert!(v["peak_in_flight"].as_u64().unwrap() <= u64::from(c));
+        assert_eq!(v["errors"], json!({}));
     }
     let (a, b) = (level(&run.out, 1), level(&run.out, 4));
     assert_eq!(
@@ -255,6 +257,7 @@ async fn happy_sweep_writes_levels_summary_and_log() {
         serde_json::from_str(&std::fs::read_to_string(run.out.join("summary.json")).unwrap())
             .unwrap();
     assert_eq!(sum["levels"][1]["file"], "c4.json");
+    assert_eq!(sum["levels"][1]["errors"], json!({}));
     let log = std::fs::read_to_string(&run.log).unwrap();
     assert_eq!(
         log.lines().filter(|l| l.starts_with("bench c=")).count(),
@@ -291,16 +294,25 @@ async fn each_fault_is_recorded_per_request() {
     let cases = [
         (
             "status500",
+            "http 500",
             "HTTP 500 Internal Server Error: engine crashed",
         ),
-        ("status400", "HTTP 400 Bad Request"),
-        ("malformed", "malformed SSE"),
-        ("error_event", "server error in stream: kv cache full"),
-        ("nodone", "stream ended before `data: [DONE]`"),
-        ("stall", "stream stalled: no data for 0.3 s"),
-        ("slowheaders", "request timeout after 0.5 s"),
+        ("status400", "http 400", "HTTP 400 Bad Request"),
+        ("malformed", "other", "malformed SSE"),
+        (
+            "error_event",
+            "other",
+            "server error in stream: kv cache full",
+        ),
+        (
+            "nodone",
+            "truncated stream",
+            "stream ended before `data: [DONE]`",
+        ),
+        ("stall", "stalled", "stream stalled: no data for 0.3 s"),
+        ("slowheaders", "timeout", "request timeout after 0.5 s"),
     ];
-    for (mode, reason) in cases {
+    for (mode, class, reason) in cases {
         let (r, run, took) = faulty(
             mode,
             "on_level_failure = \"continue\"\nconcurrency = [4]\nprompts_per_level = 4\nwarmup = 0\nrequest_timeout_s = 0.5",
@@ -311,12 +323,18 @@ async fn each_fault_is_recorded_per_request() {
         assert_eq!(v["failed"], 4, "{mode}");
         assert_eq!(v["completed"], 0, "{mode}");
         assert_eq!(v["level_failed"], true);
-        assert!(
-            first_error(&v).contains(reason),
-            "{mode}: {}",
-            first_error(&v)
-        );
+        let (first_class, example) = first_error(&v);
+        assert_eq!(first_class, class, "{mode}");
+        assert!(example.contains(reason), "{mode}: {example}");
+        assert_eq!(v["errors"].as_object().unwrap().len(), 1, "{mode}");
+        assert_eq!(v["errors"][class]["count"], 4, "{mode}");
         assert!(v["requests"][0]["error"].as_str().unwrap().contains(reason));
+        // vLLM's rule: a failed request's latency is 0, and no statistic counts it.
+        assert!(
+            v["latencies"].as_array().unwrap().iter().all(|l| l == 0.0),
+            "{mode}"
+        );
+        assert_eq!(v["mean_e2el_ms"], 0.0, "{mode}");
         assert!(took < Duration::from_secs(15), "{mode} took {took:?}");
     }
 }
@@ -367,8 +385,9 @@ async fn connection_refused_fails_every_request_quickly() {
     assert_eq!(summary.levels.len(), 2, "continue runs every level");
     let v = level(&run.out, 4);
     assert_eq!(v["failed"], 12);
-    let e = first_error(&v).to_lowercase();
-    assert!(e.contains("connect") || e.contains("refused"), "{e}");
+    let (class, example) = first_error(&v);
+    assert_eq!(class, "connection refused", "{example}");
+    assert_eq!(v["errors"]["connection refused"]["count"], 12);
 }
 
 #[tokio::test]
@@ -392,12 +411,27 @@ async fn server_dying_mid_level_fails_the_rest_without_hanging() {
         12
     );
     assert!(v["failed"].as_u64().unwrap() >= 5, "{}", v["failed"]);
-    for reason in v["errors"].as_object().unwrap().keys() {
-        assert!(
-            reason.contains("stream broken") || reason.contains("connection closed"),
-            "{reason}"
-        );
+    let errors = v["errors"].as_object().unwrap();
+    assert_eq!(
+        errors.keys().collect::<Vec<_>>(),
+        ["connection reset"],
+        "{errors:?}"
+    );
+    assert_eq!(errors["connection reset"]["count"], v["failed"]);
+    // Statistics stay over successful requests only; failed latencies are 0.
+    let requests = v["requests"].as_array().unwrap();
+    let latencies = v["latencies"].as_array().unwrap();
+    for (r, l) in requests.iter().zip(latencies) {
+        assert_eq!(r["error"].is_null(), l.as_f64().unwrap() > 0.0, "{r}");
     }
+    let ok_e2el_ms: Vec<f64> = latencies
+        .iter()
+        .filter_map(Value::as_f64)
+        .filter(|&l| l > 0.0)
+        .map(|l| l * 1000.0)
+        .collect();
+    let mean = ok_e2el_ms.iter().sum::<f64>() / ok_e2el_ms.len() as f64;
+    assert!((v["mean_e2el_ms"].as_f64().unwrap() - mean).abs() < 1e-6);
 }
 
 #[tokio::test]

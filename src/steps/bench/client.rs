@@ -163,9 +163,11 @@ impl Client {
 }
 
 /// Turn the stream's state and outcome into the record's fields (vLLM's success rule).
+/// A failed request keeps latency 0, as vLLM's `RequestFuncOutput` does (its `latency` is set
+/// only once the stream completed), so `latencies` in the level file match vLLM's; every
+/// statistic is computed over successful requests only (`metrics.rs`).
 fn finish_record(record: &mut RequestRecord, state: StreamState, outcome: Result<(), String>) {
     record.ttft_s = state.first_s.unwrap_or(0.0);
-    record.latency_s = state.last_s.unwrap_or(0.0);
     record.chunks = state.chunks;
     if let Some(p) = state.prompt_tokens {
         record.prompt_tokens = p;
@@ -179,6 +181,10 @@ fn finish_record(record: &mut RequestRecord, state: StreamState, outcome: Result
         }
         Ok(()) if !state.done => Some("stream ended before `data: [DONE]`".into()),
         Ok(()) => None,
+    };
+    record.latency_s = match record.error {
+        None => state.last_s.unwrap_or(0.0),
+        Some(_) => 0.0,
     };
     record.itl = state.itl;
 }

@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, ClientConfig, chain};
 use super::dataset::{self, Prompt};
+use super::errors::ErrorBreakdown;
 use super::metadata;
-use super::result::{BenchSummary, LagStats, LevelResult, LevelSummary, error_counts, write_json};
+use super::result::{BenchSummary, LagStats, LevelResult, LevelSummary, write_json};
 use super::schedule::{LevelPlan, Requests, Schedule, gamma_arrivals, run_level, trace_arrivals};
 use super::settings::{BenchSettings, DatasetKind, Driver};
 use super::tokenize::TokenCounter;
@@ -188,9 +189,8 @@ pub async fn run_sweep(
         if result.level_failed {
             let reason = result
                 .errors
-                .keys()
-                .next()
-                .cloned()
+                .most_frequent()
+                .map(|(_, class)| class.example.clone())
                 .unwrap_or_else(|| "driver error".into());
             failure = Some(BenchError::LevelFailed {
                 concurrency: c,
@@ -338,7 +338,7 @@ async fn native_level(
         send_lag: Some(send_lag),
         event_loop_lag: Some(loop_lag),
         warmup: (settings.warmup, run.warmup_failed as u64),
-        errors: error_counts(&run.records),
+        errors: ErrorBreakdown::of(&run.records),
         metrics: m,
         driver: "native".into(),
         mode: String::new(),
@@ -386,9 +386,8 @@ fn log_line(ctx: &SweepContext, r: &LevelResult) {
         r.client_kept_up
             .map_or("n/a", |k| if k { "yes" } else { "NO" }),
         r.errors
-            .keys()
-            .next()
-            .map(|e| format!(" (first error: {e})"))
+            .most_frequent()
+            .map(|(class, e)| format!(" (most errors: {class} x{}, e.g. {})", e.count, e.example))
             .unwrap_or_default(),
     );
     if let Some(log) = &ctx.log
