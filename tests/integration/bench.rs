@@ -24,6 +24,26 @@ struct Mock {
     served: Arc<AtomicU64>,
     /// Requests after this many fail as if the server died (0 = never).
     die_after: u64,
+    /// Every request in arrival order: its `x-request-id` (empty when none) and the client's
+    /// address, which names the TCP connection it came on.
+    arrivals: Arc<std::sync::Mutex<Vec<(String, std::net::SocketAddr)>>>,
+}
+
+/// Logs each request's id and connection before handling it.
+async fn log_arrival(
+    State(mock): State<Mock>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    mock.arrivals.lock().unwrap().push((id, peer));
+    next.run(request).await
 }
 
 fn chunk(chat: bool) -> Bytes {
@@ -130,10 +150,15 @@ async fn start(mock: Mock) -> String {
                 "vllm:num_requests_running{a=\"b\"} 1\nvllm:kv_cache_usage_perc 0.5\n"
             }),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            mock.clone(),
+            log_arrival,
+        ))
         .with_state(mock);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")
 }
 
@@ -245,6 +270,7 @@ async fn happy_sweep_writes_levels_summary_and_log() {
         assert!(v["client_kept_up"].is_boolean());
         assert_eq!(v["server_metrics"]["series"]["kv_cache_usage"][0], 0.5);
         assert!(v["peak_in_flight"].as_u64().unwrap() <= u64::from(c));
+        assert_eq!(v["preopened_connections"], c);
         assert_eq!(v["errors"], json!({}));
     }
     let (a, b) = (level(&run.out, 1), level(&run.out, 4));
@@ -263,6 +289,48 @@ async fn happy_sweep_writes_levels_summary_and_log() {
         log.lines().filter(|l| l.starts_with("bench c=")).count(),
         2,
         "{log}"
+    );
+}
+
+#[tokio::test]
+async fn connections_for_a_level_are_opened_before_its_clock() {
+    let mock = Mock::default();
+    let base = start(mock.clone()).await;
+    let run = step_io(
+        Some(format!("{base}/ok")),
+        BTreeMap::from([("served_name".to_string(), json!("m"))]),
+    );
+    let s = settings(
+        "concurrency = [8]
+prompts_per_level = 24
+warmup = 1",
+    );
+    run_step(&s, &run.io).await.unwrap();
+    let v = level(&run.out, 8);
+    assert_eq!(v["completed"], 24);
+    assert_eq!(v["preopened_connections"], 8);
+    // The first wave (r0..r7, one per worker) came on 8 connections that had already carried
+    // a request before the level (the warmup's and the pre-opening GETs). Later in the level
+    // hyper may open a spare when a finished request's connection is not back in the pool
+    // yet; that request then takes whichever is ready first, so it is not checked.
+    let arrivals = mock.arrivals.lock().unwrap().clone();
+    let first_measured = arrivals
+        .iter()
+        .position(|(id, _)| id.starts_with("forge-c8-r"))
+        .expect("measured requests arrived");
+    let before: std::collections::HashSet<_> = arrivals[..first_measured]
+        .iter()
+        .map(|(_, peer)| *peer)
+        .collect();
+    let wave: std::collections::HashSet<_> = arrivals
+        .iter()
+        .filter(|(id, _)| (0..8).any(|slot| *id == format!("forge-c8-r{slot}")))
+        .map(|(_, peer)| *peer)
+        .collect();
+    assert_eq!(wave.len(), 8, "one connection per worker");
+    assert!(
+        wave.is_subset(&before),
+        "the first wave opened new connections"
     );
 }
 
@@ -388,6 +456,7 @@ async fn connection_refused_fails_every_request_quickly() {
     let (class, example) = first_error(&v);
     assert_eq!(class, "connection refused", "{example}");
     assert_eq!(v["errors"]["connection refused"]["count"], 12);
+    assert_eq!(v["preopened_connections"], 0);
 }
 
 #[tokio::test]

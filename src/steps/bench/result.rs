@@ -92,6 +92,9 @@ pub struct LevelResult {
     pub level_failed: bool,
     /// Failed requests by class, with a count and an example message per class.
     pub errors: ErrorBreakdown,
+    /// Connections opened (and left idle in the pool) before the level's clock started;
+    /// `None` for the vLLM driver.
+    pub preopened_connections: Option<u32>,
     /// Per-request records, in prompt order.
     pub requests: Vec<RequestRecord>,
     /// Keep per-request ITLs (`itls`, seconds, as vLLM's `--save-detailed`).
@@ -186,6 +189,7 @@ impl Serialize for LevelResult {
         map.serialize_entry("peak_in_flight", &m.peak_in_flight)?;
         map.serialize_entry("warmup_requests", &self.warmup.0)?;
         map.serialize_entry("warmup_failed", &self.warmup.1)?;
+        map.serialize_entry("preopened_connections", &self.preopened_connections)?;
         map.serialize_entry("level_failed", &self.level_failed)?;
         map.serialize_entry("errors", &self.errors)?;
         map.serialize_entry("requests", &self.requests)?;
@@ -372,6 +376,7 @@ mod tests {
             warmup: (1, 0),
             level_failed: true,
             errors: ErrorBreakdown::of(&requests),
+            preopened_connections: Some(1),
             requests,
             save_detailed: true,
             server_metrics: None,

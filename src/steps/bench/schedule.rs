@@ -1,7 +1,8 @@
 //! Load schedules and the level runner: a closed loop keeps exactly N requests in flight; an
 //! open loop sends on a precomputed arrival schedule (gamma inter-arrivals as vLLM, or a trace's
-//! timestamps) with at most N in flight. Warmup requests run before the level's clock starts.
-//! While a level runs, a probe measures the runtime's own scheduling lag.
+//! timestamps) with at most N in flight. Warmup requests run, and the level's connections are
+//! opened, before the level's clock starts. While a level runs, a probe measures the runtime's
+//! own scheduling lag.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -102,6 +103,8 @@ pub struct LevelRun {
     pub warmup_failed: usize,
     /// Wall-clock time (Unix seconds) of the level's clock origin.
     pub start_unix_s: f64,
+    /// Connections open and idle when the clock started (see [`Client::preconnect`]).
+    pub preopened_connections: u32,
 }
 
 /// Run the warmup and the measured requests of one level.
@@ -122,9 +125,14 @@ pub async fn run_level(plan: LevelPlan<'_>) -> Result<LevelRun, BenchError> {
     } else {
         0
     };
-    if plan.cancel.is_cancelled() {
-        return Err(BenchError::Cancelled);
-    }
+    // As many open connections as requests can be in flight, so no measured request pays
+    // connection set-up (the warmup alone leaves as many as it ran concurrently).
+    let connections = plan.concurrency.min(plan.num_requests as u32);
+    let preopened_connections = tokio::select! {
+        biased;
+        _ = plan.cancel.cancelled() => return Err(BenchError::Cancelled),
+        n = plan.client.preconnect(connections) => n,
+    };
     let stop_probe = CancellationToken::new();
     let probe = tokio::spawn(lag_probe(stop_probe.clone()));
     let clock = Instant::now();
@@ -164,6 +172,7 @@ pub async fn run_level(plan: LevelPlan<'_>) -> Result<LevelRun, BenchError> {
         loop_lag_s,
         warmup_failed,
         start_unix_s,
+        preopened_connections,
     })
 }
 

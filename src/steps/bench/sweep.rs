@@ -164,6 +164,7 @@ pub async fn run_sweep(
         api_key: api_key(settings)?,
         request_timeout: Duration::from_secs_f64(settings.request_timeout_s),
         stall_timeout: Duration::from_secs_f64(settings.stall_timeout_s),
+        preconnect_url: format!("{}/v1/models", ctx.base),
     })?;
     let mut levels = Vec::new();
     let mut failure = None;
@@ -339,6 +340,7 @@ async fn native_level(
         event_loop_lag: Some(loop_lag),
         warmup: (settings.warmup, run.warmup_failed as u64),
         errors: ErrorBreakdown::of(&run.records),
+        preopened_connections: Some(run.preopened_connections),
         metrics: m,
         driver: "native".into(),
         mode: String::new(),

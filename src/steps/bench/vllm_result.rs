@@ -167,6 +167,7 @@ pub fn normalize(
         duration: num(raw, "duration"),
         start_unix_s: None,
         errors: ErrorBreakdown::of(&requests),
+        preopened_connections: None,
         metrics,
         driver: "vllm".into(),
         mode: String::new(),
