@@ -284,6 +284,10 @@ async fn happy_sweep_writes_levels_summary_and_log() {
             .unwrap();
     assert_eq!(sum["levels"][1]["file"], "c4.json");
     assert_eq!(sum["levels"][1]["errors"], json!({}));
+    // The progress line of the last level (the bar is hidden here, its message is kept).
+    let line = run.io.progress.message();
+    assert!(line.starts_with("c=4 12/12 requests, "), "{line}");
+    assert!(line.ends_with(" out tok/s, 0 errors"), "{line}");
     let log = std::fs::read_to_string(&run.log).unwrap();
     assert_eq!(
         log.lines().filter(|l| l.starts_with("bench c=")).count(),

@@ -16,7 +16,9 @@ use super::dataset::{self, Prompt};
 use super::errors::ErrorBreakdown;
 use super::metadata;
 use super::result::{BenchSummary, LagStats, LevelResult, LevelSummary, write_json};
-use super::schedule::{LevelPlan, Requests, Schedule, gamma_arrivals, run_level, trace_arrivals};
+use super::schedule::{
+    LevelPlan, LiveLevel, Requests, Schedule, gamma_arrivals, run_level, trace_arrivals,
+};
 use super::settings::{BenchSettings, DatasetKind, Driver};
 use super::tokenize::TokenCounter;
 use super::{BenchError, body, metrics, scrape, vllm_driver};
@@ -281,10 +283,9 @@ async fn native_level(
     schedule: &Schedule,
 ) -> Result<LevelResult, BenchError> {
     let bar = &ctx.progress;
-    bar.set_length(u64::from(settings.prompts_per_level));
-    bar.set_position(0);
-    bar.set_prefix("");
-    bar.set_message(format!("c={c}"));
+    let live = Arc::new(LiveLevel::default());
+    let total = u64::from(settings.prompts_per_level);
+    bar.set_message(live.line(c, total, 0));
     let stop = CancellationToken::new();
     let scraper = settings.scrape_metrics.then(|| {
         tokio::spawn(scrape::run(
@@ -293,10 +294,11 @@ async fn native_level(
             stop.clone(),
         ))
     });
-    let ticker = tokio::spawn(live_rate(
+    let ticker = tokio::spawn(live_progress(
+        live.clone(),
         client.live_chunks.clone(),
         bar.clone(),
-        c,
+        (c, total),
         stop.clone(),
     ));
     let run = run_level(LevelPlan {
@@ -308,11 +310,12 @@ async fn native_level(
         warmup: settings.warmup,
         id_prefix: format!("forge-c{c}-"),
         cancel: &ctx.cancel,
-        progress: bar,
+        live: &live,
     })
     .await;
     stop.cancel();
     let _ = ticker.await;
+    bar.set_message(live.line(c, total, client.live_chunks.load(Ordering::Relaxed)));
     let server_metrics = match scraper {
         Some(h) => h.await.ok(),
         None => None,
@@ -352,22 +355,21 @@ async fn native_level(
     })
 }
 
-async fn live_rate(
+/// Refresh the step's progress line twice a second while a level runs (the bar is hidden when
+/// stderr is not a terminal, so logs and tests see nothing of it).
+async fn live_progress(
+    live: Arc<LiveLevel>,
     chunks: Arc<std::sync::atomic::AtomicU64>,
     bar: indicatif::ProgressBar,
-    c: u32,
+    (c, total): (u32, u64),
     stop: CancellationToken,
 ) {
-    let mut last = (Instant::now(), chunks.load(Ordering::Relaxed));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        let now = (Instant::now(), chunks.load(Ordering::Relaxed));
-        let rate = (now.1 - last.1) as f64 / now.0.duration_since(last.0).as_secs_f64();
-        bar.set_message(format!("c={c} {rate:.0} out tok/s"));
-        last = now;
+        bar.set_message(live.line(c, total, chunks.load(Ordering::Relaxed)));
     }
 }
 
