@@ -1,11 +1,20 @@
 #!/usr/bin/env python3
 """Compare two bench result directories (Forge's native driver vs `vllm bench serve`) level by level.
 
-Completed and failed counts and input/output token totals must be equal; median TPOT must agree
-within --tolerance (default 15 %). Median TTFT is compared and printed with the same tolerance but
-only fails the check with --strict-ttft: on a loaded 2-core machine TTFT medians of ~30 requests
-differ between runs of the *same* client by more than 15 % (measured in docs/bench.md).
-Exit 0 when the check holds, 1 otherwise. Stdlib only.
+Enforced, per level: completed and failed counts and input/output token totals equal; median
+TPOT within 15 % and median TTFT within 30 % of `vllm bench serve`'s (relative to vLLM's figure).
+
+Why these tolerances (the evidence is in docs/bench.md, "Cross-check"): on the quiet 2-core CI
+machine, with the rehearsal's warm-up pass, the two drivers differed by at most 1.2 % in median
+TPOT and 4.5 % in median TTFT (32 prompts, c=1 and c=4). The noise a tolerance must stay above is
+how far two runs of the *same* driver drift apart: on a loaded 2-core VM (load average 5-19), warm
+runs of the native client gave median TTFT 93.3 and 115.1 ms at c=1 (23 %) and 278.9 and 340.6 ms
+at c=4 (18 %); both clients' median TPOT stayed within 5 % between runs outside a load spike. 30 % for TTFT and 15 % for TPOT
+sit above all of that. They do not cover a load spike like the one in round 1 of docs/bench.md
+(load average ~19: vLLM's own client moved 55 % in TTFT and 2x in TPOT between two runs); such a
+failure names the level and figure, and a rerun on a quiet machine tells noise from a real
+divergence. The tolerances can be changed with --ttft-tolerance and --tpot-tolerance.
+Exit 0 when every check holds, 1 otherwise. Stdlib only.
 """
 
 from __future__ import annotations
@@ -16,39 +25,61 @@ import sys
 from pathlib import Path
 from typing import Any
 
+TTFT_TOLERANCE = 0.30
+TPOT_TOLERANCE = 0.15
+EQUAL_FIELDS = ("completed", "failed", "total_input_tokens", "total_output_tokens")
+
 
 def levels(directory: Path) -> dict[int, dict[str, Any]]:
     summary = json.loads((directory / "summary.json").read_text())
     return {int(level["max_concurrency"]): level for level in summary["levels"]}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("native", type=Path)
-    ap.add_argument("vllm", type=Path)
-    ap.add_argument("--tolerance", type=float, default=0.15)
-    ap.add_argument("--strict-ttft", action="store_true")
-    args = ap.parse_args()
-    native, vllm = levels(args.native), levels(args.vllm)
+def relative(native: float, vllm: float) -> float:
+    """(native - vllm) / vllm; 0 when both are 0."""
+    if native == vllm:
+        return 0.0
+    return (native - vllm) / max(abs(vllm), 1e-9)
+
+
+def compare(native: dict[int, dict], vllm: dict[int, dict], ttft_tol: float, tpot_tol: float) -> tuple[bool, list[str]]:
+    """Every check of every level: (all held, printable lines)."""
     if native.keys() != vllm.keys():
-        print(f"different levels: native {sorted(native)} vs vllm {sorted(vllm)}")
-        return 1
+        return False, [f"different levels: native {sorted(native)} vs vllm {sorted(vllm)}"]
     ok = True
-    print(f"{'c':>3} {'field':<20} {'native':>10} {'vllm':>10}  verdict")
+    lines = [f"{'c':>3} {'field':<20} {'native':>10} {'vllm':>10}  verdict"]
     for c in sorted(native):
         n, v = native[c], vllm[c]
-        for field in ("completed", "failed", "total_input_tokens", "total_output_tokens"):
+        for field in EQUAL_FIELDS:
             same = n[field] == v[field]
             ok &= same
-            print(f"{c:>3} {field:<20} {n[field]:>10} {v[field]:>10}  {'equal' if same else 'DIFFERENT'}")
-        for field, strict in (("median_tpot_ms", True), ("median_ttft_ms", args.strict_ttft)):
+            lines.append(f"{c:>3} {field:<20} {n[field]:>10} {v[field]:>10}  {'equal' if same else 'DIFFERENT'}")
+        for field, tolerance in (("median_tpot_ms", tpot_tol), ("median_ttft_ms", ttft_tol)):
             a, b = float(n[field]), float(v[field])
-            rel = (a - b) / max(abs(b), 1e-9)
-            within = abs(rel) <= args.tolerance
-            if strict:
-                ok &= within
-            verdict = f"{rel:+.1%} " + ("within" if within else ("OUTSIDE" if strict else "outside (not enforced)"))
-            print(f"{c:>3} {field:<20} {a:>10.2f} {b:>10.2f}  {verdict} {args.tolerance:.0%}")
+            rel = relative(a, b)
+            within = abs(rel) <= tolerance
+            ok &= within
+            verdict = f"{rel:+.1%} {'within' if within else 'OUTSIDE'} {tolerance:.0%}"
+            lines.append(f"{c:>3} {field:<20} {a:>10.2f} {b:>10.2f}  {verdict}")
+        for driver, level in (("native", n), ("vllm", v)):
+            for name, error in sorted((level.get("errors") or {}).items()):
+                if isinstance(error, dict):
+                    error = f"x{error.get('count')}, e.g. {error.get('example')}"
+                lines.append(f"{c:>3} {driver} errors: {name} {error}")
+    return ok, lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("native", type=Path, help="result directory of the native driver")
+    ap.add_argument("vllm", type=Path, help="result directory of the vllm driver")
+    ap.add_argument("--ttft-tolerance", type=float, default=TTFT_TOLERANCE,
+                    help=f"largest relative median TTFT difference (default {TTFT_TOLERANCE})")
+    ap.add_argument("--tpot-tolerance", type=float, default=TPOT_TOLERANCE,
+                    help=f"largest relative median TPOT difference (default {TPOT_TOLERANCE})")
+    args = ap.parse_args(argv)
+    ok, lines = compare(levels(args.native), levels(args.vllm), args.ttft_tolerance, args.tpot_tolerance)
+    print("\n".join(lines))
     print("cross-check", "passed" if ok else "FAILED")
     return 0 if ok else 1
 

@@ -40,6 +40,7 @@ def load(name: str, rel: str) -> types.ModuleType:
 
 
 forge_env = load("forge_env", "scripts/forge_env.py")
+crosscheck = load("crosscheck", "scripts/crosscheck.py")
 
 
 @contextlib.contextmanager
@@ -545,3 +546,69 @@ class CalibrationDataTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CrosscheckTests(unittest.TestCase):
+    """scripts/crosscheck.py on fake result directories (only the summary keys it reads)."""
+
+    @staticmethod
+    def level(c: int, ttft: float, tpot: float, **extra) -> dict:
+        row = {"max_concurrency": c, "completed": 32, "failed": 0, "total_input_tokens": 3909,
+               "total_output_tokens": 1024, "median_ttft_ms": ttft, "median_tpot_ms": tpot}
+        row.update(extra)
+        return row
+
+    def run_check(self, native: list[dict], vllm: list[dict], *flags: str) -> tuple[int, str]:
+        with tempfile.TemporaryDirectory() as tmp:
+            dirs = []
+            for name, rows in (("native", native), ("vllm", vllm)):
+                d = Path(tmp, name)
+                d.mkdir()
+                (d / "summary.json").write_text(json.dumps({"metadata": {}, "levels": rows}))
+                dirs.append(str(d))
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                code = crosscheck.main([*dirs, *flags])
+            return code, out.getvalue()
+
+    def test_the_ci_measurement_passes(self):
+        # docs/bench.md, quiet CI machine 2026-11-28.
+        code, out = self.run_check(
+            [self.level(1, 62.55, 32.82), self.level(4, 202.40, 32.78)],
+            [self.level(1, 64.94, 32.74), self.level(4, 193.70, 32.40)],
+        )
+        self.assertEqual(code, 0, out)
+        self.assertIn("cross-check passed", out)
+
+    def test_ttft_outside_its_tolerance_fails(self):
+        code, out = self.run_check([self.level(4, 262.0, 32.8)], [self.level(4, 200.0, 32.8)])
+        self.assertEqual(code, 1, out)
+        self.assertIn("median_ttft_ms", out)
+        self.assertIn("+31.0% OUTSIDE 30%", out)
+        code, out = self.run_check([self.level(4, 258.0, 32.8)], [self.level(4, 200.0, 32.8)])
+        self.assertEqual(code, 0, out)
+        self.assertIn("+29.0% within 30%", out)
+
+    def test_tpot_outside_its_tolerance_fails(self):
+        code, out = self.run_check([self.level(1, 64.0, 27.0)], [self.level(1, 64.0, 32.0)])
+        self.assertEqual(code, 1, out)
+        self.assertIn("-15.6% OUTSIDE 15%", out)
+
+    def test_tolerances_can_be_set(self):
+        native, vllm = [self.level(1, 100.0, 40.0)], [self.level(1, 60.0, 32.0)]
+        self.assertEqual(self.run_check(native, vllm)[0], 1)
+        code, out = self.run_check(native, vllm, "--ttft-tolerance", "0.7", "--tpot-tolerance", "0.3")
+        self.assertEqual(code, 0, out)
+
+    def test_counts_and_levels_must_match_and_errors_are_shown(self):
+        errors = {"http 500": {"count": 2, "example": "HTTP 500 Internal Server Error: boom"}}
+        code, out = self.run_check(
+            [self.level(1, 64.0, 32.0, completed=30, failed=2, errors=errors)],
+            [self.level(1, 64.0, 32.0)],
+        )
+        self.assertEqual(code, 1, out)
+        self.assertIn("DIFFERENT", out)
+        self.assertIn("native errors: http 500 x2, e.g. HTTP 500 Internal Server Error: boom", out)
+        code, out = self.run_check([self.level(1, 64.0, 32.0)], [self.level(4, 64.0, 32.0)])
+        self.assertEqual(code, 1)
+        self.assertIn("different levels", out)

@@ -24,6 +24,26 @@ struct Mock {
     served: Arc<AtomicU64>,
     /// Requests after this many fail as if the server died (0 = never).
     die_after: u64,
+    /// Every request in arrival order: its `x-request-id` (empty when none) and the client's
+    /// address, which names the TCP connection it came on.
+    arrivals: Arc<std::sync::Mutex<Vec<(String, std::net::SocketAddr)>>>,
+}
+
+/// Logs each request's id and connection before handling it.
+async fn log_arrival(
+    State(mock): State<Mock>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    mock.arrivals.lock().unwrap().push((id, peer));
+    next.run(request).await
 }
 
 fn chunk(chat: bool) -> Bytes {
@@ -130,10 +150,15 @@ async fn start(mock: Mock) -> String {
                 "vllm:num_requests_running{a=\"b\"} 1\nvllm:kv_cache_usage_perc 0.5\n"
             }),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            mock.clone(),
+            log_arrival,
+        ))
         .with_state(mock);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")
 }
 
@@ -200,13 +225,14 @@ fn level(out: &Path, c: u32) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join(format!("c{c}.json"))).unwrap()).unwrap()
 }
 
-fn first_error(v: &Value) -> String {
+/// The first error class of a level file and its example message.
+fn first_error(v: &Value) -> (String, String) {
     v["errors"]
         .as_object()
         .unwrap()
-        .keys()
+        .iter()
         .next()
-        .cloned()
+        .map(|(class, e)| (class.clone(), e["example"].as_str().unwrap().to_string()))
         .unwrap_or_default()
 }
 
@@ -244,6 +270,8 @@ async fn happy_sweep_writes_levels_summary_and_log() {
         assert!(v["client_kept_up"].is_boolean());
         assert_eq!(v["server_metrics"]["series"]["kv_cache_usage"][0], 0.5);
         assert!(v["peak_in_flight"].as_u64().unwrap() <= u64::from(c));
+        assert_eq!(v["preopened_connections"], c);
+        assert_eq!(v["errors"], json!({}));
     }
     let (a, b) = (level(&run.out, 1), level(&run.out, 4));
     assert_eq!(
@@ -255,11 +283,58 @@ async fn happy_sweep_writes_levels_summary_and_log() {
         serde_json::from_str(&std::fs::read_to_string(run.out.join("summary.json")).unwrap())
             .unwrap();
     assert_eq!(sum["levels"][1]["file"], "c4.json");
+    assert_eq!(sum["levels"][1]["errors"], json!({}));
+    // The progress line of the last level (the bar is hidden here, its message is kept).
+    let line = run.io.progress.message();
+    assert!(line.starts_with("c=4 12/12 requests, "), "{line}");
+    assert!(line.ends_with(" out tok/s, 0 errors"), "{line}");
     let log = std::fs::read_to_string(&run.log).unwrap();
     assert_eq!(
         log.lines().filter(|l| l.starts_with("bench c=")).count(),
         2,
         "{log}"
+    );
+}
+
+#[tokio::test]
+async fn connections_for_a_level_are_opened_before_its_clock() {
+    let mock = Mock::default();
+    let base = start(mock.clone()).await;
+    let run = step_io(
+        Some(format!("{base}/ok")),
+        BTreeMap::from([("served_name".to_string(), json!("m"))]),
+    );
+    let s = settings(
+        "concurrency = [8]
+prompts_per_level = 24
+warmup = 1",
+    );
+    run_step(&s, &run.io).await.unwrap();
+    let v = level(&run.out, 8);
+    assert_eq!(v["completed"], 24);
+    assert_eq!(v["preopened_connections"], 8);
+    // The first wave (r0..r7, one per worker) came on 8 connections that had already carried
+    // a request before the level (the warmup's and the pre-opening GETs). Later in the level
+    // hyper may open a spare when a finished request's connection is not back in the pool
+    // yet; that request then takes whichever is ready first, so it is not checked.
+    let arrivals = mock.arrivals.lock().unwrap().clone();
+    let first_measured = arrivals
+        .iter()
+        .position(|(id, _)| id.starts_with("forge-c8-r"))
+        .expect("measured requests arrived");
+    let before: std::collections::HashSet<_> = arrivals[..first_measured]
+        .iter()
+        .map(|(_, peer)| *peer)
+        .collect();
+    let wave: std::collections::HashSet<_> = arrivals
+        .iter()
+        .filter(|(id, _)| (0..8).any(|slot| *id == format!("forge-c8-r{slot}")))
+        .map(|(_, peer)| *peer)
+        .collect();
+    assert_eq!(wave.len(), 8, "one connection per worker");
+    assert!(
+        wave.is_subset(&before),
+        "the first wave opened new connections"
     );
 }
 
@@ -291,16 +366,25 @@ async fn each_fault_is_recorded_per_request() {
     let cases = [
         (
             "status500",
+            "http 500",
             "HTTP 500 Internal Server Error: engine crashed",
         ),
-        ("status400", "HTTP 400 Bad Request"),
-        ("malformed", "malformed SSE"),
-        ("error_event", "server error in stream: kv cache full"),
-        ("nodone", "stream ended before `data: [DONE]`"),
-        ("stall", "stream stalled: no data for 0.3 s"),
-        ("slowheaders", "request timeout after 0.5 s"),
+        ("status400", "http 400", "HTTP 400 Bad Request"),
+        ("malformed", "other", "malformed SSE"),
+        (
+            "error_event",
+            "other",
+            "server error in stream: kv cache full",
+        ),
+        (
+            "nodone",
+            "truncated stream",
+            "stream ended before `data: [DONE]`",
+        ),
+        ("stall", "stalled", "stream stalled: no data for 0.3 s"),
+        ("slowheaders", "timeout", "request timeout after 0.5 s"),
     ];
-    for (mode, reason) in cases {
+    for (mode, class, reason) in cases {
         let (r, run, took) = faulty(
             mode,
             "on_level_failure = \"continue\"\nconcurrency = [4]\nprompts_per_level = 4\nwarmup = 0\nrequest_timeout_s = 0.5",
@@ -311,12 +395,18 @@ async fn each_fault_is_recorded_per_request() {
         assert_eq!(v["failed"], 4, "{mode}");
         assert_eq!(v["completed"], 0, "{mode}");
         assert_eq!(v["level_failed"], true);
-        assert!(
-            first_error(&v).contains(reason),
-            "{mode}: {}",
-            first_error(&v)
-        );
+        let (first_class, example) = first_error(&v);
+        assert_eq!(first_class, class, "{mode}");
+        assert!(example.contains(reason), "{mode}: {example}");
+        assert_eq!(v["errors"].as_object().unwrap().len(), 1, "{mode}");
+        assert_eq!(v["errors"][class]["count"], 4, "{mode}");
         assert!(v["requests"][0]["error"].as_str().unwrap().contains(reason));
+        // vLLM's rule: a failed request's latency is 0, and no statistic counts it.
+        assert!(
+            v["latencies"].as_array().unwrap().iter().all(|l| l == 0.0),
+            "{mode}"
+        );
+        assert_eq!(v["mean_e2el_ms"], 0.0, "{mode}");
         assert!(took < Duration::from_secs(15), "{mode} took {took:?}");
     }
 }
@@ -367,8 +457,10 @@ async fn connection_refused_fails_every_request_quickly() {
     assert_eq!(summary.levels.len(), 2, "continue runs every level");
     let v = level(&run.out, 4);
     assert_eq!(v["failed"], 12);
-    let e = first_error(&v).to_lowercase();
-    assert!(e.contains("connect") || e.contains("refused"), "{e}");
+    let (class, example) = first_error(&v);
+    assert_eq!(class, "connection refused", "{example}");
+    assert_eq!(v["errors"]["connection refused"]["count"], 12);
+    assert_eq!(v["preopened_connections"], 0);
 }
 
 #[tokio::test]
@@ -392,12 +484,27 @@ async fn server_dying_mid_level_fails_the_rest_without_hanging() {
         12
     );
     assert!(v["failed"].as_u64().unwrap() >= 5, "{}", v["failed"]);
-    for reason in v["errors"].as_object().unwrap().keys() {
-        assert!(
-            reason.contains("stream broken") || reason.contains("connection closed"),
-            "{reason}"
-        );
+    let errors = v["errors"].as_object().unwrap();
+    assert_eq!(
+        errors.keys().collect::<Vec<_>>(),
+        ["connection reset"],
+        "{errors:?}"
+    );
+    assert_eq!(errors["connection reset"]["count"], v["failed"]);
+    // Statistics stay over successful requests only; failed latencies are 0.
+    let requests = v["requests"].as_array().unwrap();
+    let latencies = v["latencies"].as_array().unwrap();
+    for (r, l) in requests.iter().zip(latencies) {
+        assert_eq!(r["error"].is_null(), l.as_f64().unwrap() > 0.0, "{r}");
     }
+    let ok_e2el_ms: Vec<f64> = latencies
+        .iter()
+        .filter_map(Value::as_f64)
+        .filter(|&l| l > 0.0)
+        .map(|l| l * 1000.0)
+        .collect();
+    let mean = ok_e2el_ms.iter().sum::<f64>() / ok_e2el_ms.len() as f64;
+    assert!((v["mean_e2el_ms"].as_f64().unwrap() - mean).abs() < 1e-6);
 }
 
 #[tokio::test]

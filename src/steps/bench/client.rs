@@ -16,6 +16,11 @@ use super::BenchError;
 use super::record::RequestRecord;
 use super::sse::{StreamState, error_message};
 
+/// How long `preconnect` leaves hyper's background tasks to return connections to the pool
+/// (they need microseconds; the margin covers a loaded machine, and it is spent before the
+/// level's clock starts).
+const POOL_SETTLE: Duration = Duration::from_millis(50);
+
 /// A shared streaming client for one endpoint.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -24,6 +29,8 @@ pub struct Client {
     headers: HeaderMap,
     request_timeout: Duration,
     stall_timeout: Duration,
+    /// A cheap route (`GET {base}/v1/models`) used to open connections before a level.
+    preconnect_url: String,
     /// Choices messages received by all requests so far (for live tokens/s).
     pub live_chunks: Arc<AtomicU64>,
 }
@@ -41,10 +48,14 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Longest silence allowed between reads of the response.
     pub stall_timeout: Duration,
+    /// A cheap GET route on the same server (`http://host:port/v1/models`) for opening
+    /// connections before a level's clock starts.
+    pub preconnect_url: String,
 }
 
 impl Client {
-    /// Build the client (connection pool without limits: the scheduler bounds concurrency).
+    /// Build the client (connection pool without limits: the scheduler bounds concurrency, and
+    /// every idle connection is kept, so the ones `preconnect` opens stay for the level).
     pub fn new(config: ClientConfig) -> Result<Self, BenchError> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -74,8 +85,35 @@ impl Client {
             headers,
             request_timeout: config.request_timeout,
             stall_timeout: config.stall_timeout,
+            preconnect_url: config.preconnect_url,
             live_chunks: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Leave `n` open connections idle in the pool, so a level's first requests do not pay
+    /// connection set-up inside their TTFT: `n` GETs of the preconnect route sent at once
+    /// (all are dispatched before any can finish, so each one holds its own connection; idle
+    /// ones left by the warmup are reused), their bodies read only once every response has
+    /// arrived. hyper hands a connection back to the pool from a background task once its
+    /// response has ended, so this then waits [`POOL_SETTLE`] for those tasks to run (otherwise
+    /// the level's first wave finds the pool still empty and connects anew). Returns how many
+    /// connections answered (any HTTP status keeps its connection).
+    pub async fn preconnect(&self, n: u32) -> u32 {
+        let send = |_| {
+            self.http
+                .get(&self.preconnect_url)
+                .headers(self.headers.clone())
+                .timeout(self.stall_timeout)
+                .send()
+        };
+        let responses = futures_util::future::join_all((0..n).map(send)).await;
+        let bodies = responses
+            .into_iter()
+            .flatten()
+            .map(reqwest::Response::bytes);
+        let read = futures_util::future::join_all(bodies).await;
+        tokio::time::sleep(POOL_SETTLE).await;
+        read.iter().filter(|body| body.is_ok()).count() as u32
     }
 
     /// Send one request and fill `record` (whose `start_s` is set here, relative to `clock`).
@@ -163,9 +201,11 @@ impl Client {
 }
 
 /// Turn the stream's state and outcome into the record's fields (vLLM's success rule).
+/// A failed request keeps latency 0, as vLLM's `RequestFuncOutput` does (its `latency` is set
+/// only once the stream completed), so `latencies` in the level file match vLLM's; every
+/// statistic is computed over successful requests only (`metrics.rs`).
 fn finish_record(record: &mut RequestRecord, state: StreamState, outcome: Result<(), String>) {
     record.ttft_s = state.first_s.unwrap_or(0.0);
-    record.latency_s = state.last_s.unwrap_or(0.0);
     record.chunks = state.chunks;
     if let Some(p) = state.prompt_tokens {
         record.prompt_tokens = p;
@@ -179,6 +219,10 @@ fn finish_record(record: &mut RequestRecord, state: StreamState, outcome: Result
         }
         Ok(()) if !state.done => Some("stream ended before `data: [DONE]`".into()),
         Ok(()) => None,
+    };
+    record.latency_s = match record.error {
+        None => state.last_s.unwrap_or(0.0),
+        Some(_) => 0.0,
     };
     record.itl = state.itl;
 }

@@ -8,6 +8,7 @@ mod adhoc;
 mod body;
 mod client;
 mod dataset;
+mod errors;
 mod metadata;
 mod metrics;
 mod record;
@@ -25,6 +26,7 @@ mod vllm_result;
 use std::path::PathBuf;
 
 pub use adhoc::{BenchArgs, run_adhoc};
+pub use errors::{ErrorBreakdown, ErrorClass};
 pub use metadata::BenchMetadata;
 pub use metrics::{LevelMetrics, Stats, percentile_sorted, stats_ms};
 pub use record::RequestRecord;
@@ -99,7 +101,7 @@ pub enum BenchError {
     Cancelled,
     /// A level failed and `on_level_failure = "stop"`; its result and the summary were written.
     #[error(
-        "bench level c={concurrency} failed: {failed} of {total} requests failed (first reason: {reason}); results written to `{dir}`"
+        "bench level c={concurrency} failed: {failed} of {total} requests failed (most frequent reason: {reason}); results written to `{dir}`"
     )]
     LevelFailed {
         /// The level.
@@ -108,7 +110,7 @@ pub enum BenchError {
         failed: u64,
         /// Requests in the level.
         total: u64,
-        /// The first failure reason.
+        /// An example message of the most frequent failure class.
         reason: String,
         /// The output directory.
         dir: PathBuf,

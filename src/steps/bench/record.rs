@@ -18,7 +18,8 @@ pub struct RequestRecord {
     pub start_s: f64,
     /// Time to the first SSE message with a non-empty `choices` list (0 when none came).
     pub ttft_s: f64,
-    /// Time to the last SSE message with a non-empty `choices` list (vLLM's `latency`).
+    /// Time to the last SSE message with a non-empty `choices` list (vLLM's `latency`);
+    /// 0 for a failed request, as vLLM records it.
     pub latency_s: f64,
     /// Prompt tokens: the server's `usage.prompt_tokens`, else the dataset's count.
     pub prompt_tokens: u32,

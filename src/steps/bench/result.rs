@@ -1,7 +1,6 @@
 //! Result files: `c<N>.json` per level (vLLM `--save-result` key names and order for every
 //! shared field, then Forge's extras) and `summary.json` per sweep. Schemas: `docs/results.md`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -9,6 +8,7 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 use super::BenchError;
+use super::errors::ErrorBreakdown;
 use super::metadata::BenchMetadata;
 use super::metrics::{LevelMetrics, Stats, stats_ms};
 use super::record::RequestRecord;
@@ -90,8 +90,11 @@ pub struct LevelResult {
     pub warmup: (u32, u64),
     /// Whether the level counts as failed (`max_failed_fraction`).
     pub level_failed: bool,
-    /// Failure reasons with counts.
-    pub errors: BTreeMap<String, u64>,
+    /// Failed requests by class, with a count and an example message per class.
+    pub errors: ErrorBreakdown,
+    /// Connections opened (and left idle in the pool) before the level's clock started;
+    /// `None` for the vLLM driver.
+    pub preopened_connections: Option<u32>,
     /// Per-request records, in prompt order.
     pub requests: Vec<RequestRecord>,
     /// Keep per-request ITLs (`itls`, seconds, as vLLM's `--save-detailed`).
@@ -186,6 +189,7 @@ impl Serialize for LevelResult {
         map.serialize_entry("peak_in_flight", &m.peak_in_flight)?;
         map.serialize_entry("warmup_requests", &self.warmup.0)?;
         map.serialize_entry("warmup_failed", &self.warmup.1)?;
+        map.serialize_entry("preopened_connections", &self.preopened_connections)?;
         map.serialize_entry("level_failed", &self.level_failed)?;
         map.serialize_entry("errors", &self.errors)?;
         map.serialize_entry("requests", &self.requests)?;
@@ -247,6 +251,8 @@ pub struct LevelSummary {
     pub client_kept_up: Option<bool>,
     /// The level failed (`max_failed_fraction` exceeded).
     pub level_failed: bool,
+    /// Failed requests by class (as in the level file).
+    pub errors: ErrorBreakdown,
     /// The level's file.
     pub file: String,
 }
@@ -281,6 +287,7 @@ impl LevelSummary {
             p99_e2el_ms: m.e2el.p99,
             client_kept_up: r.client_kept_up,
             level_failed: r.level_failed,
+            errors: r.errors.clone(),
             file: format!("c{}.json", r.max_concurrency),
         }
     }
@@ -293,16 +300,6 @@ pub struct BenchSummary {
     pub metadata: BenchMetadata,
     /// One row per level run.
     pub levels: Vec<LevelSummary>,
-}
-
-/// Failure reasons with counts (messages cut at 300 characters).
-pub fn error_counts(records: &[RequestRecord]) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for e in records.iter().filter_map(|r| r.error.as_deref()) {
-        let key: String = e.chars().take(300).collect();
-        *out.entry(key).or_insert(0) += 1;
-    }
-    out
 }
 
 /// Write any serializable value as pretty JSON (streamed through a buffer).
@@ -378,7 +375,8 @@ mod tests {
             event_loop_lag: None,
             warmup: (1, 0),
             level_failed: true,
-            errors: error_counts(&requests),
+            errors: ErrorBreakdown::of(&requests),
+            preopened_connections: Some(1),
             requests,
             save_detailed: true,
             server_metrics: None,

@@ -1,10 +1,11 @@
 //! Load schedules and the level runner: a closed loop keeps exactly N requests in flight; an
 //! open loop sends on a precomputed arrival schedule (gamma inter-arrivals as vLLM, or a trace's
-//! timestamps) with at most N in flight. Warmup requests run before the level's clock starts.
-//! While a level runs, a probe measures the runtime's own scheduling lag.
+//! timestamps) with at most N in flight. Warmup requests run, and the level's connections are
+//! opened, before the level's clock starts. While a level runs, a probe measures the runtime's
+//! own scheduling lag and [`LiveLevel`] counts what is done for the progress line.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -85,8 +86,39 @@ pub struct LevelPlan<'a> {
     pub id_prefix: String,
     /// Fires on Ctrl-C.
     pub cancel: &'a CancellationToken,
-    /// Progress bar of the step.
-    pub progress: &'a indicatif::ProgressBar,
+    /// Counts for the live progress line.
+    pub live: &'a LiveLevel,
+}
+
+/// What a running level has done so far, shared with the progress line.
+#[derive(Debug, Default)]
+pub struct LiveLevel {
+    /// When the level's clock started (unset during warmup and connection set-up).
+    pub started: OnceLock<Instant>,
+    /// Measured requests finished.
+    pub done: AtomicU64,
+    /// Measured requests failed.
+    pub errors: AtomicU64,
+}
+
+impl LiveLevel {
+    /// The progress line: `c=16 warmup`, then `c=16 37/256 requests, 1234 out tok/s, 2 errors`
+    /// (tokens are choices messages since the clock started, per second of the level so far).
+    pub fn line(&self, concurrency: u32, total: u64, chunks: u64) -> String {
+        let Some(started) = self.started.get() else {
+            return format!("c={concurrency} warmup");
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        let rate = if elapsed > 0.0 {
+            chunks as f64 / elapsed
+        } else {
+            0.0
+        };
+        let done = self.done.load(Ordering::Relaxed);
+        let errors = self.errors.load(Ordering::Relaxed);
+        let s = if errors == 1 { "" } else { "s" };
+        format!("c={concurrency} {done}/{total} requests, {rate:.0} out tok/s, {errors} error{s}")
+    }
 }
 
 /// The raw outcome of one level.
@@ -102,6 +134,8 @@ pub struct LevelRun {
     pub warmup_failed: usize,
     /// Wall-clock time (Unix seconds) of the level's clock origin.
     pub start_unix_s: f64,
+    /// Connections open and idle when the clock started (see [`Client::preconnect`]).
+    pub preopened_connections: u32,
 }
 
 /// Run the warmup and the measured requests of one level.
@@ -122,12 +156,19 @@ pub async fn run_level(plan: LevelPlan<'_>) -> Result<LevelRun, BenchError> {
     } else {
         0
     };
-    if plan.cancel.is_cancelled() {
-        return Err(BenchError::Cancelled);
-    }
+    // As many open connections as requests can be in flight, so no measured request pays
+    // connection set-up (the warmup alone leaves as many as it ran concurrently).
+    let connections = plan.concurrency.min(plan.num_requests as u32);
+    let preopened_connections = tokio::select! {
+        biased;
+        _ = plan.cancel.cancelled() => return Err(BenchError::Cancelled),
+        n = plan.client.preconnect(connections) => n,
+    };
     let stop_probe = CancellationToken::new();
     let probe = tokio::spawn(lag_probe(stop_probe.clone()));
+    plan.client.live_chunks.store(0, Ordering::Relaxed);
     let clock = Instant::now();
+    let _ = plan.live.started.set(clock);
     let start_unix_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -150,7 +191,7 @@ pub async fn run_level(plan: LevelPlan<'_>) -> Result<LevelRun, BenchError> {
             ));
         }
     }
-    let mut records = collect(rx, Some(plan.progress)).await;
+    let mut records = collect(rx, Some(plan.live)).await;
     let duration_s = clock.elapsed().as_secs_f64();
     stop_probe.cancel();
     let loop_lag_s = probe.await.unwrap_or_default();
@@ -164,6 +205,7 @@ pub async fn run_level(plan: LevelPlan<'_>) -> Result<LevelRun, BenchError> {
         loop_lag_s,
         warmup_failed,
         start_unix_s,
+        preopened_connections,
     })
 }
 
@@ -267,17 +309,14 @@ async fn open_loop(
 
 async fn collect(
     mut rx: mpsc::UnboundedReceiver<RequestRecord>,
-    progress: Option<&indicatif::ProgressBar>,
+    live: Option<&LiveLevel>,
 ) -> Vec<RequestRecord> {
     let mut records = Vec::new();
-    let mut errors = 0u64;
     while let Some(record) = rx.recv().await {
-        if let Some(bar) = progress {
-            errors += u64::from(!record.success());
-            bar.inc(1);
-            if errors > 0 {
-                bar.set_prefix(format!("{errors} errors"));
-            }
+        if let Some(live) = live {
+            live.errors
+                .fetch_add(u64::from(!record.success()), Ordering::Relaxed);
+            live.done.fetch_add(1, Ordering::Relaxed);
         }
         records.push(record);
     }
@@ -311,6 +350,28 @@ mod tests {
         assert_eq!(a, gamma_arrivals(100, 5.0, 1.0, 0));
         let constant = gamma_arrivals(4, 2.0, f64::INFINITY, 0);
         assert_eq!(constant, vec![0.5, 1.0, 1.5, 2.0]);
+    }
+
+    #[test]
+    fn live_line_counts_requests_tokens_and_errors() {
+        let live = LiveLevel::default();
+        assert_eq!(live.line(16, 256, 0), "c=16 warmup");
+        let _ = live.started.set(Instant::now() - Duration::from_secs(2));
+        live.done.store(37, Ordering::Relaxed);
+        live.errors.store(1, Ordering::Relaxed);
+        let line = live.line(16, 256, 2000);
+        assert!(line.starts_with("c=16 37/256 requests, "), "{line}");
+        assert!(line.ends_with(" out tok/s, 1 error"), "{line}");
+        let rate: f64 = line
+            .split(", ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((900.0..=1000.0).contains(&rate), "{line}");
     }
 
     #[test]

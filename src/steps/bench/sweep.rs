@@ -13,9 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, ClientConfig, chain};
 use super::dataset::{self, Prompt};
+use super::errors::ErrorBreakdown;
 use super::metadata;
-use super::result::{BenchSummary, LagStats, LevelResult, LevelSummary, error_counts, write_json};
-use super::schedule::{LevelPlan, Requests, Schedule, gamma_arrivals, run_level, trace_arrivals};
+use super::result::{BenchSummary, LagStats, LevelResult, LevelSummary, write_json};
+use super::schedule::{
+    LevelPlan, LiveLevel, Requests, Schedule, gamma_arrivals, run_level, trace_arrivals,
+};
 use super::settings::{BenchSettings, DatasetKind, Driver};
 use super::tokenize::TokenCounter;
 use super::{BenchError, body, metrics, scrape, vllm_driver};
@@ -163,6 +166,7 @@ pub async fn run_sweep(
         api_key: api_key(settings)?,
         request_timeout: Duration::from_secs_f64(settings.request_timeout_s),
         stall_timeout: Duration::from_secs_f64(settings.stall_timeout_s),
+        preconnect_url: format!("{}/v1/models", ctx.base),
     })?;
     let mut levels = Vec::new();
     let mut failure = None;
@@ -188,9 +192,8 @@ pub async fn run_sweep(
         if result.level_failed {
             let reason = result
                 .errors
-                .keys()
-                .next()
-                .cloned()
+                .most_frequent()
+                .map(|(_, class)| class.example.clone())
                 .unwrap_or_else(|| "driver error".into());
             failure = Some(BenchError::LevelFailed {
                 concurrency: c,
@@ -280,10 +283,9 @@ async fn native_level(
     schedule: &Schedule,
 ) -> Result<LevelResult, BenchError> {
     let bar = &ctx.progress;
-    bar.set_length(u64::from(settings.prompts_per_level));
-    bar.set_position(0);
-    bar.set_prefix("");
-    bar.set_message(format!("c={c}"));
+    let live = Arc::new(LiveLevel::default());
+    let total = u64::from(settings.prompts_per_level);
+    bar.set_message(live.line(c, total, 0));
     let stop = CancellationToken::new();
     let scraper = settings.scrape_metrics.then(|| {
         tokio::spawn(scrape::run(
@@ -292,10 +294,11 @@ async fn native_level(
             stop.clone(),
         ))
     });
-    let ticker = tokio::spawn(live_rate(
+    let ticker = tokio::spawn(live_progress(
+        live.clone(),
         client.live_chunks.clone(),
         bar.clone(),
-        c,
+        (c, total),
         stop.clone(),
     ));
     let run = run_level(LevelPlan {
@@ -307,11 +310,12 @@ async fn native_level(
         warmup: settings.warmup,
         id_prefix: format!("forge-c{c}-"),
         cancel: &ctx.cancel,
-        progress: bar,
+        live: &live,
     })
     .await;
     stop.cancel();
     let _ = ticker.await;
+    bar.set_message(live.line(c, total, client.live_chunks.load(Ordering::Relaxed)));
     let server_metrics = match scraper {
         Some(h) => h.await.ok(),
         None => None,
@@ -338,7 +342,8 @@ async fn native_level(
         send_lag: Some(send_lag),
         event_loop_lag: Some(loop_lag),
         warmup: (settings.warmup, run.warmup_failed as u64),
-        errors: error_counts(&run.records),
+        errors: ErrorBreakdown::of(&run.records),
+        preopened_connections: Some(run.preopened_connections),
         metrics: m,
         driver: "native".into(),
         mode: String::new(),
@@ -350,22 +355,21 @@ async fn native_level(
     })
 }
 
-async fn live_rate(
+/// Refresh the step's progress line twice a second while a level runs (the bar is hidden when
+/// stderr is not a terminal, so logs and tests see nothing of it).
+async fn live_progress(
+    live: Arc<LiveLevel>,
     chunks: Arc<std::sync::atomic::AtomicU64>,
     bar: indicatif::ProgressBar,
-    c: u32,
+    (c, total): (u32, u64),
     stop: CancellationToken,
 ) {
-    let mut last = (Instant::now(), chunks.load(Ordering::Relaxed));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        let now = (Instant::now(), chunks.load(Ordering::Relaxed));
-        let rate = (now.1 - last.1) as f64 / now.0.duration_since(last.0).as_secs_f64();
-        bar.set_message(format!("c={c} {rate:.0} out tok/s"));
-        last = now;
+        bar.set_message(live.line(c, total, chunks.load(Ordering::Relaxed)));
     }
 }
 
@@ -386,9 +390,8 @@ fn log_line(ctx: &SweepContext, r: &LevelResult) {
         r.client_kept_up
             .map_or("n/a", |k| if k { "yes" } else { "NO" }),
         r.errors
-            .keys()
-            .next()
-            .map(|e| format!(" (first error: {e})"))
+            .most_frequent()
+            .map(|(class, e)| format!(" (most errors: {class} x{}, e.g. {})", e.count, e.example))
             .unwrap_or_default(),
     );
     if let Some(log) = &ctx.log

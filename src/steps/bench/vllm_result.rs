@@ -7,10 +7,11 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::BenchError;
+use super::errors::ErrorBreakdown;
 use super::metadata;
 use super::metrics::{self, LevelMetrics, Stats};
 use super::record::RequestRecord;
-use super::result::{LevelResult, error_counts};
+use super::result::LevelResult;
 use super::settings::BenchSettings;
 
 fn num(v: &Value, key: &str) -> f64 {
@@ -165,7 +166,8 @@ pub fn normalize(
         max_concurrency: c,
         duration: num(raw, "duration"),
         start_unix_s: None,
-        errors: error_counts(&requests),
+        errors: ErrorBreakdown::of(&requests),
+        preopened_connections: None,
         metrics,
         driver: "vllm".into(),
         mode: String::new(),

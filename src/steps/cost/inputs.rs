@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::steps::bench::ErrorBreakdown;
+
 /// An error reading one result file.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -208,6 +210,9 @@ pub struct BenchLevel {
     pub p99_tpot_ms: Option<f64>,
     /// Whether the client kept its send schedule.
     pub client_kept_up: Option<bool>,
+    /// Failed requests by class (`{}` in summaries written before the classes existed; the
+    /// older `{message: count}` shape of level files is read too).
+    pub errors: ErrorBreakdown,
     /// The level's full result file, relative to the summary.
     pub file: String,
 }
@@ -346,5 +351,23 @@ mod tests {
         let round_trip = serde_json::to_value(&meta).expect("serializes");
         assert_eq!(round_trip["engine"]["torch"], "2.10.0+cu128");
         assert_eq!(round_trip["gpu"]["cuda_driver"], "12.8");
+    }
+
+    #[test]
+    fn summary_levels_read_error_classes_old_and_new() {
+        let summary: BenchSummary = serde_json::from_value(serde_json::json!({"levels": [
+            {"max_concurrency": 1, "file": "c1.json"},
+            {"max_concurrency": 4, "file": "c4.json",
+             "errors": {"http 500": {"count": 3, "example": "HTTP 500 Internal Server Error: x"}}},
+            {"max_concurrency": 8, "file": "c8.json",
+             "errors": {"stream stalled: no data for 60.0 s": 2}}
+        ]}))
+        .expect("summary parses");
+        assert!(
+            summary.levels[0].errors.is_empty(),
+            "absent in older summaries"
+        );
+        assert_eq!(summary.levels[1].errors.0["http 500"].count, 3);
+        assert_eq!(summary.levels[2].errors.0["stalled"].count, 2);
     }
 }
