@@ -9,8 +9,9 @@ machine, with the rehearsal's warm-up pass, the two drivers differed by at most 
 TPOT and 4.5 % in median TTFT (32 prompts, c=1 and c=4). The noise a tolerance must stay above is
 how far two runs of the *same* driver drift apart: on a loaded 2-core VM (load average 5-19), warm
 runs of the native client gave median TTFT 93.3 and 115.1 ms at c=1 (23 %) and 278.9 and 340.6 ms
-at c=4 (18 %); both clients' median TPOT stayed within 5 % between runs outside a load spike. 30 % for TTFT and 15 % for TPOT
-sit above all of that. They do not cover a load spike like the one in round 1 of docs/bench.md
+at c=4 (18 %); both clients' median TPOT stayed within 5 % between runs outside a load spike.
+30 % for TTFT and 15 % for TPOT sit above all of that. They do not cover a load spike like the
+one in round 1 of docs/bench.md
 (load average ~19: vLLM's own client moved 55 % in TTFT and 2x in TPOT between two runs); such a
 failure names the level and figure, and a rerun on a quiet machine tells noise from a real
 divergence. The tolerances can be changed with --ttft-tolerance and --tpot-tolerance.
@@ -42,7 +43,9 @@ def relative(native: float, vllm: float) -> float:
     return (native - vllm) / max(abs(vllm), 1e-9)
 
 
-def compare(native: dict[int, dict], vllm: dict[int, dict], ttft_tol: float, tpot_tol: float) -> tuple[bool, list[str]]:
+def compare(
+    native: dict[int, dict[str, Any]], vllm: dict[int, dict[str, Any]], ttft_tol: float, tpot_tol: float
+) -> tuple[bool, list[str]]:
     """Every check of every level: (all held, printable lines)."""
     if native.keys() != vllm.keys():
         return False, [f"different levels: native {sorted(native)} vs vllm {sorted(vllm)}"]

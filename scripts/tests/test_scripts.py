@@ -552,13 +552,13 @@ class CrosscheckTests(unittest.TestCase):
     """scripts/crosscheck.py on fake result directories (only the summary keys it reads)."""
 
     @staticmethod
-    def level(c: int, ttft: float, tpot: float, **extra) -> dict:
+    def level(c: int, ttft: float, tpot: float, **extra: Any) -> dict[str, Any]:
         row = {"max_concurrency": c, "completed": 32, "failed": 0, "total_input_tokens": 3909,
                "total_output_tokens": 1024, "median_ttft_ms": ttft, "median_tpot_ms": tpot}
         row.update(extra)
         return row
 
-    def run_check(self, native: list[dict], vllm: list[dict], *flags: str) -> tuple[int, str]:
+    def run_check(self, native: list[dict[str, Any]], vllm: list[dict[str, Any]], *flags: str) -> tuple[int, str]:
         with tempfile.TemporaryDirectory() as tmp:
             dirs = []
             for name, rows in (("native", native), ("vllm", vllm)):
@@ -571,7 +571,7 @@ class CrosscheckTests(unittest.TestCase):
                 code = crosscheck.main([*dirs, *flags])
             return code, out.getvalue()
 
-    def test_the_ci_measurement_passes(self):
+    def test_the_ci_measurement_passes(self) -> None:
         # docs/bench.md, quiet CI machine 2026-11-28.
         code, out = self.run_check(
             [self.level(1, 62.55, 32.82), self.level(4, 202.40, 32.78)],
@@ -580,7 +580,7 @@ class CrosscheckTests(unittest.TestCase):
         self.assertEqual(code, 0, out)
         self.assertIn("cross-check passed", out)
 
-    def test_ttft_outside_its_tolerance_fails(self):
+    def test_ttft_outside_its_tolerance_fails(self) -> None:
         code, out = self.run_check([self.level(4, 262.0, 32.8)], [self.level(4, 200.0, 32.8)])
         self.assertEqual(code, 1, out)
         self.assertIn("median_ttft_ms", out)
@@ -589,18 +589,18 @@ class CrosscheckTests(unittest.TestCase):
         self.assertEqual(code, 0, out)
         self.assertIn("+29.0% within 30%", out)
 
-    def test_tpot_outside_its_tolerance_fails(self):
+    def test_tpot_outside_its_tolerance_fails(self) -> None:
         code, out = self.run_check([self.level(1, 64.0, 27.0)], [self.level(1, 64.0, 32.0)])
         self.assertEqual(code, 1, out)
         self.assertIn("-15.6% OUTSIDE 15%", out)
 
-    def test_tolerances_can_be_set(self):
+    def test_tolerances_can_be_set(self) -> None:
         native, vllm = [self.level(1, 100.0, 40.0)], [self.level(1, 60.0, 32.0)]
         self.assertEqual(self.run_check(native, vllm)[0], 1)
         code, out = self.run_check(native, vllm, "--ttft-tolerance", "0.7", "--tpot-tolerance", "0.3")
         self.assertEqual(code, 0, out)
 
-    def test_counts_and_levels_must_match_and_errors_are_shown(self):
+    def test_counts_and_levels_must_match_and_errors_are_shown(self) -> None:
         errors = {"http 500": {"count": 2, "example": "HTTP 500 Internal Server Error: boom"}}
         code, out = self.run_check(
             [self.level(1, 64.0, 32.0, completed=30, failed=2, errors=errors)],
