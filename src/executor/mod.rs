@@ -575,7 +575,7 @@ async fn commit(
         key: parts.digest(),
         parts,
         outputs: digests,
-        started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
+        started_at: crate::time::rfc3339(started_at),
         duration_s: duration,
         exit_code,
         forge_version: env!("CARGO_PKG_VERSION").to_string(),
