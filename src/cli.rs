@@ -73,8 +73,10 @@ pub struct SelectArgs {
 /// `forge run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// The manifest and the profiles.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    /// Which steps, and which to force.
     #[command(flatten)]
     pub select: SelectArgs,
     /// Steps run at once (default: the number of CPUs).
@@ -102,8 +104,10 @@ pub struct RunArgs {
 /// `forge plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
+    /// The manifest and the profiles.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    /// Which steps, and which to force.
     #[command(flatten)]
     pub select: SelectArgs,
     /// Print the plan as JSON.
@@ -114,6 +118,7 @@ pub struct PlanArgs {
 /// `forge preflight`.
 #[derive(Debug, Args)]
 pub struct PreflightArgs {
+    /// The manifest and the profiles.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
     /// Print the table as JSON.
@@ -124,6 +129,7 @@ pub struct PreflightArgs {
 /// `forge graph`.
 #[derive(Debug, Args)]
 pub struct GraphArgs {
+    /// The manifest and the profiles.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
     /// Output format.
@@ -143,6 +149,7 @@ pub enum GraphFormat {
 /// `forge show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
+    /// The manifest and the profiles.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
     /// The step id.
@@ -155,6 +162,7 @@ pub struct ShowArgs {
 /// `forge clean`.
 #[derive(Debug, Args)]
 pub struct CleanArgs {
+    /// The manifest and the profiles.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
     /// Also remove everything else under `.forge/` (environments, models built there).

@@ -553,8 +553,7 @@ fn record_complete(pipeline: &Pipeline) -> Result<(), Failure> {
         lock.complete = Some(crate::cache::CompleteRun {
             manifest_digest: pipeline.manifest_digest.clone(),
             forge_version: forge_version.to_string(),
-            finished_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                .to_string(),
+            finished_at: crate::time::now_rfc3339(),
         });
     })
     .map_err(Failure::usage)

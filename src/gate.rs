@@ -130,7 +130,7 @@ pub fn check(pipeline: &Pipeline, stat: &StatCache) -> Result<Option<GatePassed>
         forge_version: complete.forge_version.clone(),
         finished_at: complete.finished_at.clone(),
         inputs: shared,
-        checked_at: now(),
+        checked_at: crate::time::now_rfc3339(),
     }))
 }
 
@@ -160,7 +160,7 @@ pub fn record_skipped(
     let skipped = GateSkipped {
         required: required.to_string(),
         reason: reason.to_string(),
-        at: now(),
+        at: crate::time::now_rfc3339(),
     };
     GateFile::Skipped {
         gate: skipped.clone(),
@@ -169,10 +169,6 @@ pub fn record_skipped(
     lock.gated_by = None;
     lock.gate_skipped = Some(skipped);
     lock.save(&pipeline.lock_path()).map_err(|e| e.to_string())
-}
-
-fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// Every input digest in a step's key parts, its services' included.

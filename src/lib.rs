@@ -14,6 +14,7 @@ pub mod plan;
 pub mod preflight;
 pub mod remote;
 pub mod steps;
+pub mod time;
 
 use clap::CommandFactory;
 

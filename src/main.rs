@@ -1,3 +1,4 @@
+//! The `forge` binary: parses the arguments and hands them to `forge::run`.
 use clap::Parser;
 
 fn main() {

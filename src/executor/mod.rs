@@ -210,11 +210,11 @@ pub async fn execute(
 
 fn idle_result(p: &StepPlan, shared: &Shared) -> StepResult {
     let status = match p.action {
-        Action::Start | Action::Idle if let Some(why) = shared.services.start_failure(&p.id) => {
-            Status::Failed(why)
-        }
-        Action::Start | Action::Idle if shared.services.was_started(&p.id) => Status::Started,
-        Action::Start | Action::Idle => Status::Idle,
+        Action::Start | Action::Idle => match shared.services.start_failure(&p.id) {
+            Some(why) => Status::Failed(why),
+            None if shared.services.was_started(&p.id) => Status::Started,
+            None => Status::Idle,
+        },
         Action::Fresh => Status::Fresh,
         _ => Status::Skipped,
     };
@@ -575,7 +575,7 @@ async fn commit(
         key: parts.digest(),
         parts,
         outputs: digests,
-        started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
+        started_at: crate::time::rfc3339(started_at),
         duration_s: duration,
         exit_code,
         forge_version: env!("CARGO_PKG_VERSION").to_string(),

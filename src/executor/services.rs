@@ -367,7 +367,7 @@ async fn wait_ready(
         if Instant::now() >= deadline {
             return Err(format!(
                 "was not ready after {}",
-                humantime::format_duration(timeout)
+                crate::time::format_duration(timeout)
             ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

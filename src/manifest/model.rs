@@ -99,13 +99,13 @@ pub struct Step {
     /// The model a service serves (a workspace directory or a hub id).
     pub model: Option<String>,
     /// Longest a command may run.
-    #[serde(with = "humantime_serde_opt")]
+    #[serde(with = "duration_serde_opt")]
     pub timeout: Option<Duration>,
     /// SIGTERM-to-SIGKILL grace period.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_serde")]
     pub stop_grace: Duration,
     /// The declared expected duration (a service: its startup); never part of the key.
-    #[serde(with = "humantime_serde_opt")]
+    #[serde(with = "duration_serde_opt")]
     pub estimate: Option<Duration>,
     /// The built-in kind's settings, rendered.
     pub with: Json,
@@ -136,7 +136,7 @@ pub struct Ready {
     /// With `http`: text the response body must contain.
     pub contains: Option<String>,
     /// How long to wait.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_serde")]
     pub timeout: Duration,
 }
 
@@ -152,22 +152,23 @@ pub enum Probe {
     Log(String),
 }
 
-mod humantime_serde {
+/// A duration serialized as the manifest writes it (`1h 30m`).
+mod duration_serde {
     pub fn serialize<S: serde::Serializer>(
         d: &std::time::Duration,
         s: S,
     ) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
+        s.serialize_str(&crate::time::format_duration(*d))
     }
 }
 
-mod humantime_serde_opt {
+mod duration_serde_opt {
     pub fn serialize<S: serde::Serializer>(
         d: &Option<std::time::Duration>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         match d {
-            Some(d) => super::humantime_serde::serialize(d, s),
+            Some(d) => super::duration_serde::serialize(d, s),
             None => s.serialize_none(),
         }
     }

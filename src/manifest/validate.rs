@@ -74,7 +74,7 @@ impl Resolver<'_> {
     }
 
     pub(super) fn duration(&mut self, loc: &Loc<String>) -> Option<Duration> {
-        match humantime::parse_duration(&loc.value) {
+        match crate::time::parse_duration(&loc.value) {
             Ok(d) => Some(d),
             Err(err) => {
                 let d = self

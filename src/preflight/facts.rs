@@ -170,6 +170,7 @@ fn disk_free(path: &Path) -> Result<u64, String> {
         .unwrap_or(Path::new("/"));
     let c_path = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes())
         .map_err(|_| format!("`{}` has a NUL byte", existing.display()))?;
+    // SAFETY: statvfs is a plain C struct of integers, for which all zero bytes are valid.
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c_path` is a valid NUL-terminated string and `stat` a writable statvfs.
     let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };

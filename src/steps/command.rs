@@ -48,7 +48,7 @@ async fn run(step: &Step, io: StepIo) -> Result<Outcome, StepError> {
         }
         () = tokio::time::sleep(timeout) => {
             process::terminate(&mut group, step.stop_grace).await;
-            return Err(StepError::new(format!("timed out after {}", humantime::format_duration(timeout))));
+            return Err(StepError::new(format!("timed out after {}", crate::time::format_duration(timeout))));
         }
     };
     process::reap_leftovers(group.pgid, step.stop_grace).await;

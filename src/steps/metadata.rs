@@ -126,7 +126,7 @@ impl HostFacts {
     /// Reads the clock, the host name, the CPU model and `nvidia-smi`.
     pub async fn gather() -> Self {
         Self {
-            date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            date: crate::time::now_rfc3339(),
             host: host_name(),
             cpu: crate::host::Host::cpu_model(),
             gpu: nvidia_smi().await,

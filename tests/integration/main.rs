@@ -1,5 +1,10 @@
 //! One integration test binary: each file covers one feature of the `forge` CLI.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions unwrap too: a panic is the test's failure report"
+)]
+
 mod bench;
 mod cache;
 mod docs;

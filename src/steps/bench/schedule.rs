@@ -263,7 +263,10 @@ fn closed_loop(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the spawned loop owns what it uses; a struct would only be unpacked here"
+)]
 async fn open_loop(
     client: Client,
     requests: Arc<Requests>,

@@ -327,7 +327,7 @@ async fn native_level(
     let limit = settings.kept_up_threshold_ms;
     Ok(LevelResult {
         metadata: metadata::pending(),
-        date: chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string(),
+        date: crate::time::now_compact(),
         backend: settings.endpoint.vllm_backend().to_string(),
         label: settings.label.clone(),
         model_id: ctx.model.clone(),

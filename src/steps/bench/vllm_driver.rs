@@ -83,7 +83,10 @@ fn write_workload(path: &Path, prompts: &[Prompt]) -> Result<(), BenchError> {
     write_json(path, &entries)
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one command line from the sweep's parts, each used once"
+)]
 fn arguments(
     settings: &BenchSettings,
     ctx: &SweepContext,

@@ -105,7 +105,7 @@ pub async fn run_step(s: &CostSettings, io: &StepIo) -> Result<CostReport, CostE
         });
     }
     let candidate_meta = &loaded.bench[&s.candidate].1.metadata;
-    let metadata = metadata(&io.provenance, candidate_meta, &now_rfc3339());
+    let metadata = metadata(&io.provenance, candidate_meta, &crate::time::now_rfc3339());
     let report = build::build(s, &loaded, metadata, &format!("settings:{}", io.step_id));
     write_json(out_dir, "cost.json", &report.cost)?;
     write_json(out_dir, "comparison.json", &report.comparison)?;
@@ -166,14 +166,6 @@ pub fn metadata(p: &Provenance, bench: &ResultMetadata, date: &str) -> serde_jso
         "model": bench.model,
         "bench_date": bench.date,
     })
-}
-
-/// The current time, RFC 3339 UTC, whole seconds.
-pub fn now_rfc3339() -> String {
-    let now = jiff::Timestamp::now();
-    jiff::Timestamp::from_second(now.as_second())
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| now.to_string())
 }
 
 fn write_json<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), CostError> {
