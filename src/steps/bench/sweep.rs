@@ -46,13 +46,28 @@ pub struct SweepContext {
     pub progress: indicatif::ProgressBar,
 }
 
+/// The service a bench measures: the step's only service, or else the only one of them that
+/// serves a model (its step declares `model`), so a scraper beside it (the `monitor` service)
+/// is not a candidate.
+fn served_model(
+    services: &std::collections::BTreeMap<String, crate::steps::io::ServiceInfo>,
+) -> Option<crate::steps::io::ServiceInfo> {
+    if services.len() == 1 {
+        return services.values().next().cloned();
+    }
+    let mut serving = services
+        .values()
+        .filter(|s| s.facts.contains_key("model_id"));
+    match (serving.next(), serving.next()) {
+        (Some(only), None) => Some(only.clone()),
+        _ => None,
+    }
+}
+
 /// Run a bench step: the sweep described by `settings` against the step's service.
 pub async fn run_step(settings: &BenchSettings, io: &StepIo) -> Result<BenchSummary, BenchError> {
     settings.validate()?;
-    let service = match io.services.len() {
-        1 => io.services.values().next().cloned(),
-        _ => None,
-    };
+    let service = served_model(&io.services);
     let base = match (&settings.base_url, &service) {
         (Some(url), _) => url.clone(),
         (None, Some(s)) => s.url.clone().ok_or_else(|| {
@@ -60,8 +75,12 @@ pub async fn run_step(settings: &BenchSettings, io: &StepIo) -> Result<BenchSumm
         })?,
         (None, None) => {
             return Err(BenchError::NoBaseUrl(format!(
-                "no `base_url` and the step needs {} services (exactly one is required)",
-                io.services.len()
+                "no `base_url` and the step needs {} services, {} of them serving a model (exactly one is required)",
+                io.services.len(),
+                io.services
+                    .values()
+                    .filter(|s| s.facts.contains_key("model_id"))
+                    .count()
             )));
         }
     };
@@ -401,5 +420,49 @@ fn log_line(ctx: &SweepContext, r: &LevelResult) {
             .open(log)
     {
         let _ = f.write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod served_model_tests {
+    use super::*;
+    use crate::steps::io::ServiceInfo;
+    use std::collections::BTreeMap;
+
+    fn service(url: &str, model: bool) -> ServiceInfo {
+        let mut facts = BTreeMap::new();
+        if model {
+            facts.insert(
+                "model_id".to_string(),
+                serde_json::json!(".forge/models/base"),
+            );
+        }
+        ServiceInfo {
+            url: Some(url.to_string()),
+            identity: String::new(),
+            facts,
+        }
+    }
+
+    #[test]
+    fn the_bench_measures_the_service_that_serves_a_model() {
+        let one = BTreeMap::from([("monitor".to_string(), service("http://m", false))]);
+        assert_eq!(
+            served_model(&one).and_then(|s| s.url).as_deref(),
+            Some("http://m")
+        );
+        let two = BTreeMap::from([
+            ("monitor".to_string(), service("http://m", false)),
+            ("serve".to_string(), service("http://s", true)),
+        ]);
+        assert_eq!(
+            served_model(&two).and_then(|s| s.url).as_deref(),
+            Some("http://s")
+        );
+        let ambiguous = BTreeMap::from([
+            ("a".to_string(), service("http://a", true)),
+            ("b".to_string(), service("http://b", true)),
+        ]);
+        assert!(served_model(&ambiguous).is_none());
     }
 }
