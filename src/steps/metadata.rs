@@ -247,15 +247,9 @@ async fn nvidia_smi() -> Option<GpuInfo> {
     Some(gpu)
 }
 
-/// The `CUDA Version: 12.8` of `nvidia-smi`'s header, as text.
+/// The `CUDA Version: 12.8` of `nvidia-smi`'s header, as text (preflight's parser).
 pub fn driver_cuda(header: &str) -> Option<String> {
-    let version = header
-        .split("CUDA Version:")
-        .nth(1)?
-        .split_whitespace()
-        .next()?;
-    let valid = !version.is_empty() && version.chars().all(|c| c.is_ascii_digit() || c == '.');
-    valid.then(|| version.to_string())
+    crate::preflight::gpu::parse_driver_cuda(header).map(|cuda| cuda.to_string())
 }
 
 /// A string fact a service published (`served_name`, `model_id`, `model_sha`,
