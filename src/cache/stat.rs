@@ -1,6 +1,9 @@
 //! Content digests of files and directories, with a stat cache keyed by
 //! (device, inode, size, mtime_ns, ctime_ns): re-checking an unchanged file costs a stat, not a
-//! rehash. ctime is in the key because mtime can be set back (Bazel added it for that reason).
+//! rehash. ctime is in the key because mtime can be set back (Bazel added it for that reason),
+//! except for a file with more than one hard link: linking it anywhere else changes its ctime
+//! but not its content, and the Python environments are hard links into uv's cache that every
+//! later environment build (in this checkout or any other) links again.
 
 use std::collections::HashMap;
 use std::io;
@@ -19,7 +22,8 @@ struct Fingerprint {
     ino: u64,
     size: u64,
     mtime_ns: i128,
-    ctime_ns: i128,
+    /// `None` for a file with more than one hard link (see the module's documentation).
+    ctime_ns: Option<i128>,
 }
 
 impl Fingerprint {
@@ -29,7 +33,8 @@ impl Fingerprint {
             ino: meta.ino(),
             size: meta.size(),
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            ctime_ns: (meta.nlink() <= 1)
+                .then(|| i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec())),
         }
     }
 }
@@ -325,6 +330,48 @@ mod tests {
                 .input_digest(&root.join("real/dangling"))
                 .unwrap()
                 .is_none()
+        );
+    }
+
+    /// A file's digest as cached, with a marker digest planted in the cache: the marker comes
+    /// back while the cache trusts the file's stat, the real digest once it rehashes.
+    fn trusted(cache: &StatCache, file: &Path) -> bool {
+        if let Some(entry) = lock(&cache.entries).get_mut(file) {
+            entry.digest = String::from("planted");
+        }
+        cache.digest(file).unwrap().unwrap().digest == "planted"
+    }
+
+    #[test]
+    fn a_new_hard_link_keeps_the_cache_but_a_changed_ctime_alone_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "data").unwrap();
+        let cache = StatCache::default();
+        cache.digest(&file).unwrap();
+        assert!(trusted(&cache, &file), "an unchanged file is a stat");
+        // The first extra link changes the fingerprint's form (ctime leaves it): one rehash.
+        std::fs::hard_link(&file, dir.path().join("second")).unwrap();
+        assert!(!trusted(&cache, &file));
+        // Linking a file that already has links (as each environment build does with uv's
+        // cache) changes its ctime only: still a stat.
+        std::fs::hard_link(&file, dir.path().join("third")).unwrap();
+        assert!(trusted(&cache, &file));
+        // A single-link file whose ctime moves (its mode changed) is rehashed.
+        let single = dir.path().join("single");
+        std::fs::write(&single, "data").unwrap();
+        cache.digest(&single).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut perms = std::fs::metadata(&single).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+        std::fs::set_permissions(&single, perms).unwrap();
+        assert!(!trusted(&cache, &single));
+        // Content written through any link changes mtime or size: rehashed.
+        std::fs::write(dir.path().join("third"), "other data").unwrap();
+        assert!(!trusted(&cache, &file));
+        assert_eq!(
+            cache.digest(&file).unwrap().unwrap(),
+            cache.digest(&dir.path().join("second")).unwrap().unwrap()
         );
     }
 
