@@ -4,6 +4,10 @@
 //! except for a file with more than one hard link: linking it anywhere else changes its ctime
 //! but not its content, and the Python environments are hard links into uv's cache that every
 //! later environment build (in this checkout or any other) links again.
+//!
+//! Directory digests leave out `__pycache__` directories: Python writes its bytecode there on
+//! first import, so an environment (built without precompiled bytecode) changes on disk the first
+//! time a process uses it, without a change to anything it runs.
 
 use std::collections::HashMap;
 use std::io;
@@ -227,6 +231,9 @@ fn walk(
             listed.push((path, Some(meta)));
             continue;
         }
+        if path.file_name() == Some(std::ffi::OsStr::new("__pycache__")) {
+            continue; // Python's bytecode cache: derived, and written whenever a module is imported
+        }
         let id = (meta.dev(), meta.ino());
         if ancestors.contains(&id) {
             continue; // a link back up the tree: its content is already being hashed
@@ -274,6 +281,13 @@ mod tests {
         std::fs::rename(dir.path().join("sub/a"), dir.path().join("sub/b")).unwrap();
         let third = cache.digest(dir.path()).unwrap().unwrap();
         assert_ne!(second.digest, third.digest);
+        // Python's bytecode cache is not content: writing it leaves the digest alone.
+        std::fs::create_dir(dir.path().join("sub/__pycache__")).unwrap();
+        std::fs::write(dir.path().join("sub/__pycache__/b.cpython-311.pyc"), "pyc").unwrap();
+        assert_eq!(cache.digest(dir.path()).unwrap().unwrap(), third);
+        // A file of that name is content.
+        std::fs::write(dir.path().join("__pycache__"), "a file").unwrap();
+        assert_ne!(cache.digest(dir.path()).unwrap().unwrap(), third);
         assert!(cache.digest(&dir.path().join("missing")).unwrap().is_none());
     }
 
