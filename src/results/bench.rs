@@ -153,6 +153,36 @@ pub struct Workload {
 mod tests {
     use super::*;
 
+    /// `scripts/crosscheck.py` reads summaries in Python: the version and the level keys it names
+    /// must be this file's, so renaming a field here fails `cargo test`, not the rehearsal.
+    #[test]
+    fn the_crosscheck_script_reads_this_schema() {
+        let script = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/crosscheck.py"),
+        )
+        .expect("scripts/crosscheck.py");
+        let version = format!("\nSCHEMA_VERSION = {SCHEMA_VERSION}\n");
+        assert!(script.contains(&version), "crosscheck.py lacks `{version}`");
+        let start = script
+            .find("LEVEL_KEYS = (")
+            .expect("crosscheck.py names LEVEL_KEYS")
+            + 14;
+        let end = start + script[start..].find(')').expect("LEVEL_KEYS closes");
+        let keys: Vec<&str> = script[start..end]
+            .split(',')
+            .map(|key| key.trim().trim_matches('"'))
+            .filter(|key| !key.is_empty())
+            .collect();
+        assert!(keys.len() >= 7, "{keys:?}");
+        let row = serde_json::to_value(LevelSummary::default()).expect("serializes");
+        for key in keys {
+            assert!(
+                row.get(key).is_some(),
+                "crosscheck.py reads `{key}`, which summary.json rows no longer have"
+            );
+        }
+    }
+
     #[test]
     fn summary_levels_read_error_classes_old_and_new() {
         let summary: BenchSummary = serde_json::from_value(serde_json::json!({"levels": [
