@@ -29,11 +29,32 @@ from typing import Any
 TTFT_TOLERANCE = 0.30
 TPOT_TOLERANCE = 0.15
 EQUAL_FIELDS = ("completed", "failed", "total_input_tokens", "total_output_tokens")
+# The summary.json schema this script reads (src/results/mod.rs SCHEMA_VERSION) and the keys of a
+# level row it needs (src/results/bench.rs LevelSummary). A Rust test checks both against the
+# Rust types, so renaming a field there fails `cargo test` instead of this script.
+SCHEMA_VERSION = 1
+LEVEL_KEYS = ("max_concurrency", "completed", "failed", "total_input_tokens", "total_output_tokens",
+              "median_ttft_ms", "median_tpot_ms")
+
+
+class SummaryError(Exception):
+    """A summary.json this script cannot compare (names the file)."""
 
 
 def levels(directory: Path) -> dict[int, dict[str, Any]]:
-    summary = json.loads((directory / "summary.json").read_text())
-    return {int(level["max_concurrency"]): level for level in summary["levels"]}
+    path = directory / "summary.json"
+    summary = json.loads(path.read_text())
+    version = summary.get("schema_version", 1)  # absent: written before Forge recorded it, version 1
+    if version != SCHEMA_VERSION:
+        raise SummaryError(f"{path}: schema_version {version}, but this script reads version {SCHEMA_VERSION}")
+    rows = summary.get("levels")
+    if not isinstance(rows, list):
+        raise SummaryError(f"{path}: no `levels` list")
+    for index, level in enumerate(rows):
+        missing = [key for key in LEVEL_KEYS if key not in level]
+        if missing:
+            raise SummaryError(f"{path}: levels[{index}] lacks {', '.join(missing)}")
+    return {int(level["max_concurrency"]): level for level in rows}
 
 
 def relative(native: float, vllm: float) -> float:
@@ -81,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tpot-tolerance", type=float, default=TPOT_TOLERANCE,
                     help=f"largest relative median TPOT difference (default {TPOT_TOLERANCE})")
     args = ap.parse_args(argv)
-    ok, lines = compare(levels(args.native), levels(args.vllm), args.ttft_tolerance, args.tpot_tolerance)
+    try:
+        native, vllm = levels(args.native), levels(args.vllm)
+    except SummaryError as error:
+        print(f"cross-check FAILED: {error}")
+        return 1
+    ok, lines = compare(native, vllm, args.ttft_tolerance, args.tpot_tolerance)
     print("\n".join(lines))
     print("cross-check", "passed" if ok else "FAILED")
     return 0 if ok else 1

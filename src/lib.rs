@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod plan;
 pub mod preflight;
 pub mod remote;
+pub mod results;
 pub mod steps;
 pub mod time;
 

@@ -571,6 +571,22 @@ class CrosscheckTests(unittest.TestCase):
                 code = crosscheck.main([*dirs, *flags])
             return code, out.getvalue()
 
+    def test_an_unknown_schema_version_or_a_missing_key_is_refused(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, summary in (("v2", {"schema_version": 2, "levels": [self.level(1, 60.0, 30.0)]}),
+                                  ("v1", {"schema_version": 1, "levels": [self.level(1, 60.0, 30.0)]}),
+                                  ("short", {"levels": [{"max_concurrency": 1, "completed": 32}]})):
+                Path(tmp, name).mkdir()
+                Path(tmp, name, "summary.json").write_text(json.dumps(summary))
+            for native, expected in (("v2", "schema_version 2, but this script reads version 1"),
+                                     ("short", "levels[0] lacks failed, total_input_tokens")):
+                out = io.StringIO()
+                with contextlib.redirect_stdout(out):
+                    code = crosscheck.main([str(Path(tmp, native)), str(Path(tmp, "v1"))])
+                self.assertEqual(code, 1, out.getvalue())
+                self.assertIn(expected, out.getvalue())
+                self.assertIn("summary.json", out.getvalue())
+
     def test_the_ci_measurement_passes(self) -> None:
         # docs/bench.md, quiet CI machine 2026-11-28.
         code, out = self.run_check(

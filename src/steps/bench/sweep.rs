@@ -227,10 +227,7 @@ pub async fn run_sweep(
         }
     }
     levels.sort_by_key(|l| l.max_concurrency);
-    let summary = BenchSummary {
-        metadata: meta,
-        levels,
-    };
+    let summary = BenchSummary::new(meta, levels);
     write_json(&ctx.out_dir.join("summary.json"), &summary)?;
     match failure {
         Some(e) if settings.on_level_failure == super::OnLevelFailure::Stop => Err(e),

@@ -1,7 +1,9 @@
 //! Chart-data shaping: result files in, plain series out (pure; `render.rs` draws them).
 
-use crate::steps::cost::inputs::{BenchSummary, ResultMetadata, Retention, short_sha};
-use crate::steps::cost::model::ComparisonFile;
+use crate::results::bench::BenchSummary;
+use crate::results::cost::ComparisonFile;
+use crate::results::eval::Retention;
+use crate::results::metadata::{Metadata, short_sha};
 
 use super::settings::RooflineSettings;
 
@@ -89,7 +91,7 @@ pub struct RetentionChart {
 
 /// A provenance caption for several labelled inputs: shared profile, hardware and engine, each
 /// label's model SHA, and the latest date.
-pub fn caption(inputs: &[(&str, &ResultMetadata)]) -> String {
+pub fn caption(inputs: &[(&str, &Metadata)]) -> String {
     let Some((_, first)) = inputs.first() else {
         return String::new();
     };
@@ -101,7 +103,11 @@ pub fn caption(inputs: &[(&str, &ResultMetadata)]) -> String {
     let shas: Vec<String> = inputs
         .iter()
         .map(|(label, m)| {
-            let sha = m.model.as_ref().map_or("?", |m| short_sha(&m.sha));
+            let sha = m
+                .model
+                .as_ref()
+                .and_then(|m| m.sha.as_deref())
+                .map_or("?", short_sha);
             format!("{label} {sha}")
         })
         .collect();
@@ -131,10 +137,10 @@ fn levels(bench: &[(String, BenchSummary)]) -> Vec<f64> {
     all
 }
 
-fn metas(bench: &[(String, BenchSummary)]) -> Vec<(&str, &ResultMetadata)> {
+fn metas(bench: &[(String, BenchSummary)]) -> Vec<(&str, &Metadata)> {
     bench
         .iter()
-        .map(|(l, s)| (l.as_str(), &s.metadata))
+        .map(|(l, s)| (l.as_str(), &s.metadata.common))
         .collect()
 }
 
@@ -326,8 +332,7 @@ pub fn cost(comparison: &ComparisonFile, apis: Option<&[String]>, title: &str) -
         value: a.blended_usd_per_1m_total,
         self_hosted: false,
     }));
-    let meta: ResultMetadata =
-        serde_json::from_value(comparison.metadata.clone()).unwrap_or_default();
+    let meta = &comparison.metadata.common;
     let mix = format!("{:.2}:1", comparison.workload.input_per_output);
     BarChart {
         title: title.to_string(),
@@ -336,7 +341,7 @@ pub fn cost(comparison: &ComparisonFile, apis: Option<&[String]>, title: &str) -
             comparison.gpu_name, comparison.gpu_hourly_usd
         ),
         bars,
-        caption: caption(&[(comparison.candidate.as_str(), &meta)]),
+        caption: caption(&[(comparison.candidate.as_str(), meta)]),
     }
 }
 
@@ -368,7 +373,7 @@ pub fn retention(retention: &Retention, title: &str) -> RetentionChart {
         ),
         bars,
         y_range: (y_range, (high / 10.0).ceil() * 10.0 + 5.0),
-        caption: caption(&[(retention.candidate.as_str(), &retention.metadata)]),
+        caption: caption(&[(retention.candidate.as_str(), &retention.metadata.common)]),
     }
 }
 

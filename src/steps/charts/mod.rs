@@ -15,9 +15,10 @@ use plotters::prelude::{BitMapBackend, IntoDrawingArea, SVGBackend};
 
 pub use settings::ChartsSettings;
 
+use crate::results::bench::BenchSummary;
+use crate::results::cost::ComparisonFile;
 use crate::steps::bench::server_view;
-use crate::steps::cost::inputs::{self, BenchSummary, InputError};
-use crate::steps::cost::model::ComparisonFile;
+use crate::steps::cost::inputs::{self, InputError};
 use crate::steps::io::StepIo;
 use data::{BarChart, LineChart, RetentionChart};
 use server_data::ServerChart;
@@ -193,7 +194,7 @@ pub fn shape(s: &ChartsSettings, workspace: &Path, step: &str) -> Result<Shaped,
     }
     let mut notes = Vec::new();
     for ((label, summary), sweep) in bench.iter().zip(&sweeps) {
-        match server_data::server(label, &summary.metadata, sweep, &t.server) {
+        match server_data::server(label, &summary.metadata.common, sweep, &t.server) {
             Some(chart) => charts.push((server_data::file_stem(label), Chart::Server(chart))),
             None => notes.push(format!(
                 "no server view for `{label}`: {}",

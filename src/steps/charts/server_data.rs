@@ -1,8 +1,8 @@
 //! Shaping of the "server view" charts: one per model label, the `/metrics` series the bench step
 //! recorded during each level laid end to end on one time axis (pure; `server_render.rs` draws).
 
+use crate::results::metadata::Metadata;
 use crate::steps::bench::server_view::{SweepSeries, interval_rates};
-use crate::steps::cost::inputs::ResultMetadata;
 
 use super::data::{caption, nice_top};
 
@@ -90,7 +90,7 @@ const PANELS: [(&str, PanelSeries); 4] = [
 /// was not scraped); a series a level lacked is simply absent there.
 pub fn server(
     label: &str,
-    metadata: &ResultMetadata,
+    metadata: &Metadata,
     sweep: &SweepSeries,
     title: &str,
 ) -> Option<ServerChart> {

@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use super::inputs::{BenchSummary, Retention};
 use super::math::{self, LatencySlo, LevelLatency, ListPrice, TokenMix};
-use super::model::*;
 use super::pricing::ApiPrice;
 use super::settings::{CostSettings, PriceTier};
+use crate::results::bench::BenchSummary;
+use crate::results::cost::*;
+use crate::results::eval::Retention;
 
 /// Everything the cost model reads, already loaded and checked.
 #[derive(Debug, Clone)]
@@ -26,7 +27,7 @@ pub struct LoadedInputs {
 pub fn build(
     settings: &CostSettings,
     inputs: &LoadedInputs,
-    metadata: serde_json::Value,
+    metadata: CostMetadata,
     origin: &str,
 ) -> CostReport {
     let labels: BTreeMap<String, LabelCost> = inputs
@@ -54,6 +55,7 @@ pub fn build(
     let inputs_echo = echo_inputs(settings, inputs, origin, candidate_file, mix);
     let comparison = compare(settings, inputs, candidate, mix, metadata.clone());
     let cost = CostFile {
+        schema_version: crate::results::SCHEMA_VERSION,
         rehearsal: comparison.rehearsal.clone(),
         metadata,
         formula: formula(),
@@ -189,7 +191,7 @@ fn compare(
     inputs: &LoadedInputs,
     candidate: &LabelCost,
     mix: TokenMix,
-    metadata: serde_json::Value,
+    metadata: CostMetadata,
 ) -> ComparisonFile {
     let self_hosted = SelfHosted {
         headline: summary_of(settings, candidate, &candidate.headline),
@@ -250,6 +252,7 @@ fn compare(
         .collect::<Vec<ApiComparison>>();
     let price_tiers = tiers(settings, &self_hosted, &apis);
     ComparisonFile {
+        schema_version: crate::results::SCHEMA_VERSION,
         rehearsal: settings
             .rehearsal
             .then(|| super::settings::REHEARSAL_BANNER.to_string()),

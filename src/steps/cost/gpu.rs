@@ -2,7 +2,7 @@
 //! machine and the rental price of another answers nothing, unless the profile declares itself a
 //! rehearsal (then every result carries [`super::settings::REHEARSAL_BANNER`] instead).
 
-use super::inputs::BenchSummary;
+use crate::results::bench::BenchSummary;
 
 /// A bench summary measured on something other than the priced GPU.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,11 +21,12 @@ pub fn first_mismatch<'a>(
     bench: impl IntoIterator<Item = (&'a String, &'a (String, BenchSummary))>,
 ) -> Option<Mismatch> {
     bench.into_iter().find_map(|(label, (file, summary))| {
-        let meta = &summary.metadata;
+        let meta = &summary.metadata.common;
         let measured = match &meta.gpu {
             Some(gpu) if same_gpu(&gpu.name, priced) => return None,
             Some(gpu) => gpu.name.clone(),
-            None => format!("no GPU (CPU {})", meta.cpu.as_deref().unwrap_or("unknown")),
+            None if meta.cpu.is_empty() => "no GPU (CPU unknown)".to_string(),
+            None => format!("no GPU (CPU {})", meta.cpu),
         };
         Some(Mismatch {
             label: label.clone(),

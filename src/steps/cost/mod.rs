@@ -5,7 +5,6 @@ pub mod build;
 pub mod gpu;
 pub mod inputs;
 pub mod math;
-pub mod model;
 pub mod pricing;
 pub mod settings;
 
@@ -13,12 +12,14 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub use model::CostReport;
+pub use crate::results::cost::CostReport;
 pub use settings::CostSettings;
 
+use crate::results::cost::CostMetadata;
+use crate::results::metadata::Metadata;
 use crate::steps::io::{Provenance, StepIo};
 use build::LoadedInputs;
-use inputs::{InputError, ResultMetadata};
+use inputs::InputError;
 use pricing::PricingError;
 
 /// An error of the cost step.
@@ -69,14 +70,6 @@ pub enum CostError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// Serialization failed (a non-finite number, for example).
-    #[error("cannot serialize `{path}`: {source}")]
-    Serialize {
-        /// The file.
-        path: PathBuf,
-        /// The serde error.
-        source: serde_json::Error,
-    },
 }
 
 /// Runs the cost step: reads the inputs named in `settings`, writes `cost.json` and
@@ -104,7 +97,7 @@ pub async fn run_step(s: &CostSettings, io: &StepIo) -> Result<CostReport, CostE
             priced: s.gpu.name.clone(),
         });
     }
-    let candidate_meta = &loaded.bench[&s.candidate].1.metadata;
+    let candidate_meta = &loaded.bench[&s.candidate].1.metadata.common;
     let metadata = metadata(&io.provenance, candidate_meta, &crate::time::now_rfc3339());
     let report = build::build(s, &loaded, metadata, &format!("settings:{}", io.step_id));
     write_json(out_dir, "cost.json", &report.cost)?;
@@ -152,34 +145,23 @@ pub fn load(s: &CostSettings, workspace: &Path) -> Result<LoadedInputs, CostErro
 
 /// The `metadata` object of both files: the run's provenance plus the candidate's hardware,
 /// engine and model as its bench summary recorded them.
-pub fn metadata(p: &Provenance, bench: &ResultMetadata, date: &str) -> serde_json::Value {
-    serde_json::json!({
-        "forge_version": p.forge_version,
-        "profile": p.profile,
-        "manifest_digest": p.manifest_digest,
-        "profile_digest": p.profile_digest,
-        "date": date,
-        "host": bench.host,
-        "gpu": bench.gpu,
-        "cpu": bench.cpu,
-        "engine": bench.engine,
-        "model": bench.model,
-        "bench_date": bench.date,
-    })
+pub fn metadata(p: &Provenance, bench: &Metadata, date: &str) -> CostMetadata {
+    CostMetadata {
+        common: Metadata {
+            forge_version: p.forge_version.clone(),
+            profile: p.profile.clone(),
+            manifest_digest: p.manifest_digest.clone(),
+            profile_digest: p.profile_digest.clone(),
+            date: date.to_string(),
+            ..bench.clone()
+        },
+        bench_date: bench.date.clone(),
+    }
 }
 
 fn write_json<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), CostError> {
     let path = dir.join(name);
-    std::fs::create_dir_all(dir).map_err(|source| CostError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut text = serde_json::to_string_pretty(value).map_err(|source| CostError::Serialize {
-        path: path.clone(),
-        source,
-    })?;
-    text.push('\n');
-    std::fs::write(&path, text).map_err(|source| CostError::Write { path, source })
+    crate::results::write_json(&path, value).map_err(|source| CostError::Write { path, source })
 }
 
 fn log(io: &StepIo, report: &CostReport) {

@@ -21,79 +21,9 @@ use std::path::{Path, PathBuf};
 use super::EvalError;
 use super::scores::{EvalScores, ScoreRow, read_scores, write_json};
 use super::settings::RetentionSettings;
+pub use crate::results::eval::{Retention, RetentionMetadata, RetentionRow, RetentionSummary};
 use crate::steps::io::StepIo;
-use crate::steps::metadata::{HostFacts, Metadata, ModelInfo};
-
-/// The content of `results/<profile>/eval/retention.json`.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-pub struct Retention {
-    /// Provenance; `model` is null, both models are under `baseline_model`/`candidate_model`.
-    pub metadata: RetentionMetadata,
-    /// Label of the baseline (`bf16`).
-    pub baseline: String,
-    /// Label of the candidate (`awq`).
-    pub candidate: String,
-    /// One row per task and metric, in the baseline's order.
-    pub tasks: Vec<RetentionRow>,
-    /// Averages over the rows.
-    pub summary: RetentionSummary,
-}
-
-/// `metadata` of `retention.json`.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-pub struct RetentionMetadata {
-    /// The shared provenance keys (engine taken from the baseline's scores).
-    #[serde(flatten)]
-    pub common: Metadata,
-    /// The baseline's `scores.json`, as given in the settings.
-    pub baseline_scores: String,
-    /// The candidate's `scores.json`, as given in the settings.
-    pub candidate_scores: String,
-    /// The baseline model, from its scores.
-    pub baseline_model: Option<ModelInfo>,
-    /// The candidate model, from its scores.
-    pub candidate_model: Option<ModelInfo>,
-}
-
-/// Retention of one task and metric.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-pub struct RetentionRow {
-    /// lm-eval task or group name.
-    pub task: String,
-    /// Metric name.
-    pub metric: String,
-    /// lm-eval filter of the metric.
-    pub filter: String,
-    /// Few-shot examples (equal on both sides).
-    pub shots: u32,
-    /// Documents evaluated (equal on both sides).
-    pub n: u64,
-    /// Baseline score b.
-    pub baseline: f64,
-    /// Baseline stderr s_b.
-    pub baseline_stderr: Option<f64>,
-    /// Candidate score c.
-    pub candidate: f64,
-    /// Candidate stderr s_c.
-    pub candidate_stderr: Option<f64>,
-    /// r = c / b.
-    pub retention: f64,
-    /// sqrt(s_c^2 + r^2 s_b^2) / |b| (delta method).
-    pub retention_stderr: Option<f64>,
-    /// 100 (c - b) for fractions, c - b otherwise.
-    pub delta_points: f64,
-}
-
-/// Averages over all rows.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-pub struct RetentionSummary {
-    /// (1/n) sum r_i.
-    pub mean_retention: f64,
-    /// sqrt(sum s_i^2) / n; null when any row's stderr is null.
-    pub mean_retention_stderr: Option<f64>,
-    /// (1/n) sum d_i.
-    pub mean_delta_points: f64,
-}
+use crate::steps::metadata::{HostFacts, Metadata};
 
 /// Pairs the rows of two scores files and computes retention; `paths` name them in errors.
 pub fn compare(
@@ -228,6 +158,7 @@ pub fn build_retention(
     let mut common = Metadata::new(provenance, host);
     common.engine = baseline.metadata.common.engine.clone();
     Ok(Retention {
+        schema_version: crate::results::SCHEMA_VERSION,
         metadata: RetentionMetadata {
             common,
             baseline_scores: settings.baseline.clone(),

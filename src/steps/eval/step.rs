@@ -88,6 +88,7 @@ pub async fn run_step(settings: &EvalSettings, io: &StepIo) -> Result<EvalScores
     common.engine = metadata::engine(target.service, &target.base_url).await;
     common.model = Some(model_info(settings, &target));
     let scores = EvalScores {
+        schema_version: crate::results::SCHEMA_VERSION,
         metadata: EvalMetadata {
             common,
             lm_eval: lm_eval.clone(),

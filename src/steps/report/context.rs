@@ -4,8 +4,10 @@
 use serde::Serialize;
 
 use super::format::{mtok, opt, percent, usd};
-use crate::steps::cost::inputs::{BenchSummary, ResultMetadata, Retention};
-use crate::steps::cost::model::{ComparisonFile, CostFile};
+use crate::results::bench::BenchSummary;
+use crate::results::cost::{ComparisonFile, CostFile};
+use crate::results::eval::Retention;
+use crate::results::metadata::Metadata;
 
 /// Everything a report template can use.
 #[derive(Debug, Clone, Serialize)]
@@ -408,7 +410,7 @@ pub fn weights(s: &Sources) -> Vec<String> {
     s.bench
         .iter()
         .filter_map(|(label, _, b)| {
-            let weights = b.metadata.model.as_ref()?.weights.as_ref()?;
+            let weights = b.metadata.common.model.as_ref()?.weights.as_ref()?;
             Some(format!("{label}: {}", weights.describe()))
         })
         .collect()
@@ -421,8 +423,8 @@ pub fn provenance(s: &Sources) -> String {
         .iter()
         .find(|(label, _, _)| label == candidate)
         .map_or_else(
-            || ResultMetadata::default().caption(),
-            |(_, _, b)| b.metadata.caption(),
+            || Metadata::default().caption(),
+            |(_, _, b)| b.metadata.common.caption(),
         )
 }
 

@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::results::cost::CostFile;
 use crate::steps::bench::server_view;
 use crate::steps::charts::read_comparison;
 use crate::steps::charts::server_data::file_stem;
 use crate::steps::charts::settings::level_files;
 use crate::steps::cost::inputs::{self, InputError};
-use crate::steps::cost::model::CostFile;
 use crate::steps::io::StepIo;
 use charts::{chart_ref, charts};
 use context::{ReportContext, Sources};

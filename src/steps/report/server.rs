@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use super::context::ChartRef;
 use super::format::{opt, percent};
+use crate::results::bench::BenchSummary;
 use crate::steps::bench::server_view::{LevelServerStats, SweepSeries};
-use crate::steps::cost::inputs::BenchSummary;
 
 /// One label's server-view table.
 #[derive(Debug, Clone, Serialize)]

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::format::{opt_ratio, usd};
-use crate::steps::cost::model::ComparisonFile;
+use crate::results::cost::ComparisonFile;
 
 /// One price of the GPU and what the candidate costs under it.
 #[derive(Debug, Clone, Serialize)]

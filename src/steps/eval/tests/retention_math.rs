@@ -39,6 +39,7 @@ fn scores(label: &str, results: Vec<ScoreRow>) -> EvalScores {
         source: None,
     });
     EvalScores {
+        schema_version: crate::results::SCHEMA_VERSION,
         metadata: EvalMetadata {
             common,
             lm_eval: LmEvalInfo {

@@ -1,9 +1,13 @@
 //! What the cost step writes: `cost.json` (every figure with its origin, per-level and per-label
-//! costs) and `comparison.json` (self-hosted against each API, with break-even volumes).
+//! costs) and `comparison.json` (self-hosted against each API, with break-even volumes); the
+//! charts, report and `forge compare` read them through the same types. Reference: `docs/cost.md`.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use super::Versioned;
+use super::metadata::Metadata;
 
 /// A figure echoed with where it came from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -39,11 +43,15 @@ pub struct CostReport {
 /// `cost.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CostFile {
+    /// The shape of this file ([`super::SCHEMA_VERSION`]); absent in files written before it was
+    /// recorded, which have version 1's shape.
+    #[serde(default = "super::first_version")]
+    pub schema_version: u32,
     /// `rehearsal: CPU figures, not a decision` when the profile is a rehearsal; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rehearsal: Option<String>,
     /// Provenance (hardware, engine and model from the candidate's bench summary).
-    pub metadata: serde_json::Value,
+    pub metadata: CostMetadata,
     /// The formula used and its source.
     pub formula: Formula,
     /// Every input figure with its origin.
@@ -52,6 +60,26 @@ pub struct CostFile {
     pub candidate: String,
     /// Costs per model label.
     pub labels: BTreeMap<String, LabelCost>,
+}
+
+/// `metadata` of `cost.json` and `comparison.json`: the run's provenance with the candidate's
+/// hardware, engine and model as its bench summary recorded them, then when that sweep ran.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CostMetadata {
+    /// The shared keys; `date` is when the cost step ran.
+    #[serde(flatten)]
+    pub common: Metadata,
+    /// The candidate bench summary's `metadata.date`.
+    pub bench_date: String,
+}
+
+impl Versioned for CostFile {
+    const WHAT: &'static str = "cost.json";
+}
+
+impl Versioned for ComparisonFile {
+    const WHAT: &'static str = "comparison.json";
 }
 
 /// The formula and where it comes from.
@@ -177,11 +205,15 @@ pub struct LevelCost {
 /// `comparison.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ComparisonFile {
+    /// The shape of this file ([`super::SCHEMA_VERSION`]); absent in files written before it was
+    /// recorded, which have version 1's shape.
+    #[serde(default = "super::first_version")]
+    pub schema_version: u32,
     /// The rehearsal banner (same as `cost.json`); absent for a real run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rehearsal: Option<String>,
     /// Provenance (same as `cost.json`).
-    pub metadata: serde_json::Value,
+    pub metadata: CostMetadata,
     /// The candidate label.
     pub candidate: String,
     /// GPU name.
@@ -211,7 +243,7 @@ pub struct ComparisonFile {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TierCost {
     /// The price: product, USD per hour, source, date and note, as the settings give it.
-    pub price: super::settings::PriceTier,
+    pub price: crate::steps::cost::settings::PriceTier,
     /// Whether this is the price every other figure uses.
     pub headline: bool,
     /// Always-on monthly cost at this price.
