@@ -13,11 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{Probe, Step};
 use crate::steps::ServiceInfo;
-use crate::steps::leftovers;
-use crate::steps::process::{self, Group};
-
-/// Lines of a service's log shown when it fails.
-const TAIL: usize = 20;
+use crate::steps::process::{self, Environment, Group, Spec};
 
 enum Phase {
     Down,
@@ -166,15 +162,16 @@ impl Services {
         let _ = std::fs::remove_file(&slot.log);
         let _ = std::fs::remove_file(facts_file(&slot.log));
         let line = step.run.clone().unwrap_or_default();
-        let mut group = process::spawn(&line, &slot.workspace, &slot.env, &slot.log)
-            .map_err(|e| format!("cannot start service `{}`: {e}", step.id))?;
-        group.record = leftovers::record(
+        let spec = Spec::shell(
+            &line,
             &slot.workspace,
-            group.pgid,
-            &format!("service `{}`", step.id),
+            Environment::cleared(slot.env.clone()),
+            &slot.log,
             step.stop_grace,
         )
-        .ok();
+        .recorded(&slot.workspace, &format!("service `{}`", step.id));
+        let mut group = process::spawn(&spec)
+            .map_err(|e| format!("cannot start service `{}`: {e}", step.id))?;
         let ready = step
             .ready
             .clone()
@@ -298,7 +295,7 @@ async fn monitor(slot: Arc<Slot>, mut group: Group, stop: CancellationToken) {
 /// A service failure for people: the root cause from its log first (the summary shows the first
 /// line), then what happened, then the log's last lines.
 fn failure_report(id: &str, log: &std::path::Path, what: &str) -> String {
-    let tail = process::tail(log, TAIL).join("\n");
+    let tail = process::tail(log, process::TAIL_LINES).join("\n");
     let tail = format!("last lines of `{}`:\n{tail}", log.display());
     match crate::steps::root_cause::service_failure(id, log) {
         Some(cause) => format!("{cause}\n{what}\n{tail}"),

@@ -2,8 +2,8 @@
 
 use serde_json::Value as Json;
 
+use super::process::{self, Ended, Environment, RunError, Spec};
 use super::{Outcome, StepError, StepFuture, StepIo, StepKind};
-use super::{leftovers, process};
 use crate::manifest::Step;
 
 /// Runs `run` with `sh -c`.
@@ -30,28 +30,31 @@ impl StepKind for Command {
 async fn run(step: &Step, io: StepIo) -> Result<Outcome, StepError> {
     let line = render_with_staging(step, &io)?;
     let env = process::step_env(step, &io.provenance.profile, &io.workspace);
-    let mut group = process::spawn(&line, &io.workspace, &env, &io.log)
-        .map_err(|e| StepError::new(format!("cannot start `sh -c {line}`: {e}")))?;
-    group.record = leftovers::record(
+    let spec = Spec::shell(
+        &line,
         &io.workspace,
-        group.pgid,
-        &format!("step `{}`", step.id),
+        Environment::cleared(env),
+        &io.log,
         step.stop_grace,
     )
-    .ok();
-    let timeout = step.timeout.unwrap_or(std::time::Duration::MAX);
-    let status = tokio::select! {
-        status = group.child.wait() => status.map_err(|e| StepError::new(format!("waiting for the process failed: {e}")))?,
-        () = io.cancel.cancelled() => {
-            process::terminate(&mut group, step.stop_grace).await;
-            return Err(StepError::new("cancelled"));
-        }
-        () = tokio::time::sleep(timeout) => {
-            process::terminate(&mut group, step.stop_grace).await;
-            return Err(StepError::new(format!("timed out after {}", crate::time::format_duration(timeout))));
+    .recorded(&io.workspace, &format!("step `{}`", step.id));
+    let ended = process::run(&spec, &io.cancel, process::deadline_after(step.timeout))
+        .await
+        .map_err(|e| match e {
+            RunError::Spawn(e) => StepError::new(format!("cannot start `sh -c {line}`: {e}")),
+            RunError::Wait(e) => StepError::new(format!("waiting for the process failed: {e}")),
+        })?;
+    let status = match ended {
+        Ended::Exited(status) => status,
+        Ended::Cancelled => return Err(StepError::new("cancelled")),
+        Ended::TimedOut => {
+            let timeout = step.timeout.unwrap_or_default();
+            return Err(StepError::new(format!(
+                "timed out after {}",
+                crate::time::format_duration(timeout)
+            )));
         }
     };
-    process::reap_leftovers(group.pgid, step.stop_grace).await;
     match status.code() {
         Some(0) => Ok(Outcome { exit_code: Some(0) }),
         Some(code) => Err(StepError::new(format!("exited with code {code}"))),

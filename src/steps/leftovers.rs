@@ -8,7 +8,7 @@
 //! environment (Linux `/proc`; elsewhere records are only cleared, never acted on).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +74,7 @@ pub async fn stop_recorded(workspace: &Path) -> Vec<String> {
         if let Some(entry) = entry
             && owned(&entry)
         {
-            stop(entry.pgid, Duration::from_millis(entry.grace_ms)).await;
+            super::process::reap_leftovers(entry.pgid, Duration::from_millis(entry.grace_ms)).await;
             stopped.push(format!(
                 "stopped process group {} ({}) that an interrupted run left running",
                 entry.pgid, entry.what
@@ -101,15 +101,6 @@ pub fn kill_now(workspace: &Path) {
             signal(entry.pgid, libc::SIGKILL);
         }
     }
-}
-
-async fn stop(pgid: i32, grace: Duration) {
-    signal(pgid, libc::SIGTERM);
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline && signal(pgid, 0) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    signal(pgid, libc::SIGKILL);
 }
 
 /// Sends `sig` to the group; true when the group exists.

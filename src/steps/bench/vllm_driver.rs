@@ -8,8 +8,9 @@
 //! derives them from the stored reply turns with its tokenizer (equal to Forge's lengths when
 //! Forge counted with the same tokenizer).
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -18,6 +19,7 @@ use super::result::{LevelResult, write_json};
 use super::settings::BenchSettings;
 use super::sweep::SweepContext;
 use super::{BenchError, vllm_result};
+use crate::steps::process::{self, Ended, Environment, RunError, Spec};
 
 /// Run one level with `vllm bench serve` and read its result.
 pub async fn run_level(
@@ -55,7 +57,8 @@ pub async fn run_level(
         &result_name,
     )?;
     let log_path = dir.join(format!("c{concurrency}.log"));
-    run_command(settings, ctx, &args, &log_path).await?;
+    let timeout = level_timeout(settings, prompts.len(), concurrency);
+    run_command(settings, ctx, &args, &log_path, timeout).await?;
     let raw_path = dir.join(&result_name);
     let text = std::fs::read_to_string(&raw_path).map_err(|e| {
         BenchError::Vllm(format!(
@@ -215,55 +218,121 @@ fn arguments(
     Ok(a)
 }
 
+/// How long `vllm bench serve` gets to exit after SIGTERM before its group is killed.
+const TERM_GRACE: Duration = Duration::from_secs(10);
+
+/// Time for `vllm bench serve` to start (Python imports, loading the tokenizer) before it sends.
+const STARTUP_ALLOWANCE: Duration = Duration::from_secs(300);
+
+/// How long one `vllm bench serve` level may run before its process group is stopped. No request
+/// may take longer than `request_timeout_s` (a slower one fails in Forge's own client), so a level
+/// needs at most `ceil((prompts + warmup) / concurrency)` such rounds, plus twice the open-loop
+/// arrival schedule (`prompts / request_rate`, doubled for bursty arrivals), plus five minutes to
+/// start. Only a hung client reaches it.
+pub(super) fn level_timeout(
+    settings: &BenchSettings,
+    prompts: usize,
+    concurrency: u32,
+) -> Duration {
+    let requests = prompts as f64 + f64::from(settings.warmup);
+    let rounds = (requests / f64::from(concurrency.max(1))).ceil();
+    let arrivals = settings
+        .request_rate
+        .filter(|rate| *rate > 0.0)
+        .map_or(0.0, |rate| 2.0 * prompts as f64 / rate);
+    let seconds = rounds * settings.request_timeout_s + arrivals;
+    Duration::try_from_secs_f64(seconds)
+        .unwrap_or(Duration::MAX)
+        .saturating_add(STARTUP_ALLOWANCE)
+}
+
 async fn run_command(
     settings: &BenchSettings,
     ctx: &SweepContext,
     args: &[String],
     log: &Path,
+    timeout: Duration,
 ) -> Result<(), BenchError> {
-    let io = |e: std::io::Error| BenchError::Io {
+    // A fresh log per level; the process layer appends to it.
+    std::fs::File::create(log).map_err(|e| BenchError::Io {
         path: log.to_path_buf(),
         source: e,
-    };
-    let out = std::fs::File::create(log).map_err(io)?;
-    let err = out.try_clone().map_err(io)?;
+    })?;
     let program = &settings.vllm_command[0];
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .kill_on_drop(true);
+    let mut set = BTreeMap::new();
     if let Some(var) = &settings.api_key_env
         && let Ok(key) = std::env::var(var)
     {
-        cmd.env("OPENAI_API_KEY", key);
+        set.insert("OPENAI_API_KEY".to_string(), key);
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| BenchError::Vllm(format!("cannot start `{program}`: {e}\nhint: set `vllm_command` to the program that runs the vllm CLI")))?;
-    let status = tokio::select! {
-        _ = ctx.cancel.cancelled() => {
-            let _ = child.kill().await;
-            return Err(BenchError::Cancelled);
-        }
-        s = child.wait() => s.map_err(|e| BenchError::Vllm(format!("`{program}` did not finish: {e}")))?,
+    let spec = Spec {
+        argv: std::iter::once(program.clone())
+            .chain(args.iter().cloned())
+            .collect(),
+        // Forge's own directory, as before: a relative `vllm_command` resolves against it.
+        dir: std::env::current_dir().unwrap_or_else(|_| ctx.workspace.clone()),
+        env: Environment::inherited(set),
+        log: log.to_path_buf(),
+        record: None,
+        grace: TERM_GRACE,
+    }
+    .recorded(&ctx.workspace, "`vllm bench serve`");
+    let ended = process::run(&spec, &ctx.cancel, process::deadline_after(Some(timeout)))
+        .await
+        .map_err(|e| match e {
+            RunError::Spawn(e) => BenchError::Vllm(format!("cannot start `{program}`: {e}\nhint: set `vllm_command` to the program that runs the vllm CLI")),
+            RunError::Wait(e) => BenchError::Vllm(format!("`{program}` did not finish: {e}")),
+        })?;
+    let what = match ended {
+        Ended::Exited(status) if status.success() => return Ok(()),
+        Ended::Exited(status) => format!("exited with {status}"),
+        Ended::Cancelled => return Err(BenchError::Cancelled),
+        Ended::TimedOut => format!(
+            "did not finish within {} and was stopped (the level's bound from `request_timeout_s`, `prompts_per_level`, `warmup`, `request_rate`)",
+            crate::time::format_duration(timeout)
+        ),
     };
-    if !status.success() {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let tail: Vec<&str> = text
-            .lines()
-            .rev()
-            .take(5)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        return Err(BenchError::Vllm(format!(
-            "`vllm bench serve` exited with {status}; last lines of `{}`:\n{}",
-            log.display(),
-            tail.join("\n")
-        )));
+    Err(BenchError::Vllm(format!(
+        "`vllm bench serve` {what}; last lines of `{}`:\n{}",
+        log.display(),
+        process::tail(log, process::TAIL_LINES).join("\n")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::steps::bench::settings::{DatasetKind, DatasetSettings};
+
+    fn settings() -> BenchSettings {
+        BenchSettings::with_dataset(DatasetSettings {
+            kind: DatasetKind::Random,
+            path: None,
+            input_len: Some(8),
+            output_len: Some(8),
+            range_ratio: 0.0,
+        })
     }
-    Ok(())
+
+    #[test]
+    fn a_level_is_bounded_by_rounds_of_the_request_timeout_plus_start_up() {
+        let mut s = settings();
+        // 32 prompts + 1 warmup at concurrency 4: 9 rounds of 900 s, plus 300 s to start.
+        assert_eq!(level_timeout(&s, 32, 4), Duration::from_secs(9 * 900 + 300));
+        s.warmup = 0;
+        s.request_timeout_s = 10.0;
+        assert_eq!(level_timeout(&s, 32, 64), Duration::from_secs(10 + 300));
+        // Open loop: the arrival schedule (doubled) comes on top.
+        s.request_rate = Some(4.0);
+        assert_eq!(
+            level_timeout(&s, 32, 64),
+            Duration::from_secs(10 + 16 + 300)
+        );
+        s.request_timeout_s = f64::INFINITY;
+        assert_eq!(
+            level_timeout(&s, 32, 64),
+            Duration::MAX,
+            "no overflow panic"
+        );
+    }
 }

@@ -1,27 +1,32 @@
-//! Running one lm-eval command in its own process group, its output appended to the step log,
-//! stopped (SIGTERM, then SIGKILL to the whole group) on cancellation or timeout.
+//! Running one lm-eval command through the process layer (`crate::steps::process`): its own
+//! process group, recorded while it runs, Forge's whole environment plus the step's variables,
+//! output appended to the step log after a `$ command` header, stopped (SIGTERM, grace, SIGKILL
+//! to the whole group) on cancellation or timeout.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+
+use crate::steps::process::{self, Ended, Environment, RunError, Spec};
 
 /// How long lm-eval gets to exit after SIGTERM before the group is killed.
 const TERM_GRACE: Duration = Duration::from_secs(10);
 
 /// Lines of lm-eval's output quoted in an error.
-pub const TAIL_LINES: usize = 20;
+pub const TAIL_LINES: usize = process::TAIL_LINES;
 
 /// A command ready to run.
 #[derive(Debug, Clone)]
 pub struct Command {
     /// Program and arguments.
     pub argv: Vec<String>,
-    /// Variables added to the inherited environment.
+    /// Variables set on top of Forge's whole environment, which lm-eval inherits (it reads
+    /// `HF_TOKEN`, `HF_HOME`, `HF_DATASETS_CACHE` and the like from there); a later entry wins.
     pub env: Vec<(String, String)>,
-    /// Working directory.
+    /// Working directory (the workspace: the group is recorded under its `.forge/processes/`).
     pub cwd: PathBuf,
 }
 
@@ -48,120 +53,53 @@ pub async fn run(
     cancel: &CancellationToken,
     deadline: Option<Instant>,
 ) -> (u64, Result<(), Failure>) {
-    let mut file = match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-    {
-        Ok(file) => file,
+    let offset = match write_header(command, log) {
+        Ok(offset) => offset,
         Err(error) => return (0, Err(Failure::Log(error))),
     };
-    let header = format!("$ {}\n", shell_words(&command.argv));
-    if let Err(error) = file.write_all(header.as_bytes()) {
-        return (0, Err(Failure::Log(error)));
-    }
-    let offset = file.metadata().map(|meta| meta.len()).unwrap_or(0);
-    (offset, run_logged(command, file, cancel, deadline).await)
+    (offset, run_logged(command, log, cancel, deadline).await)
+}
+
+/// Appends `$ <command>` to `log`; returns the log's length after it.
+fn write_header(command: &Command, log: &Path) -> std::io::Result<u64> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    file.write_all(format!("$ {}\n", shell_words(&command.argv)).as_bytes())?;
+    Ok(file.metadata().map(|meta| meta.len()).unwrap_or(0))
 }
 
 async fn run_logged(
     command: &Command,
-    file: std::fs::File,
+    log: &Path,
     cancel: &CancellationToken,
     deadline: Option<Instant>,
 ) -> Result<(), Failure> {
-    let stderr = file.try_clone().map_err(Failure::Log)?;
-    let (program, args) = command.argv.split_first().ok_or_else(|| {
-        Failure::Spawn(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "empty command",
-        ))
-    })?;
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .envs(command.env.iter().map(|(key, value)| (key, value)))
-        .current_dir(&command.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(file))
-        .stderr(Stdio::from(stderr))
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(Failure::Spawn)?;
-    // Recorded under the workspace (`cwd`) so a run after a `kill -9` of Forge stops it.
-    let _record = child
-        .id()
-        .and_then(|pid| i32::try_from(pid).ok())
-        .and_then(|pgid| {
-            crate::steps::leftovers::record(&command.cwd, pgid, "lm-eval", TERM_GRACE).ok()
-        });
-    let sleep = async {
-        match deadline {
-            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-            None => std::future::pending().await,
-        }
-    };
-    let stopped = tokio::select! {
-        status = child.wait() => {
-            let status = status.map_err(Failure::Spawn)?;
-            return if status.success() { Ok(()) } else { Err(Failure::Exited(status.code())) };
-        }
-        () = cancel.cancelled() => Failure::Cancelled,
-        () = sleep => Failure::TimedOut,
-    };
-    stop_group(&mut child).await;
-    Err(stopped)
-}
-
-/// SIGTERM to the child's process group, SIGKILL after [`TERM_GRACE`].
-async fn stop_group(child: &mut tokio::process::Child) {
-    let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
-        return;
-    };
-    // SAFETY: kill(2) with a negative pid signals the process group the child leads
-    // (`process_group(0)` made its pgid its own pid); it touches no memory.
-    unsafe { libc::kill(-pid, libc::SIGTERM) };
-    if tokio::time::timeout(TERM_GRACE, child.wait())
-        .await
-        .is_err()
-    {
-        // SAFETY: as above.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-        let _ = child.wait().await;
-    } else {
-        // The leader is gone; remove any child it left in the group.
-        // SAFETY: as above.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    let spec = Spec {
+        argv: command.argv.clone(),
+        dir: command.cwd.clone(),
+        env: Environment::inherited(command.env.iter().cloned().collect::<BTreeMap<_, _>>()),
+        log: log.to_path_buf(),
+        record: None,
+        grace: TERM_GRACE,
+    }
+    .recorded(&command.cwd, "lm-eval");
+    match process::run(&spec, cancel, deadline).await {
+        Ok(Ended::Exited(status)) if status.success() => Ok(()),
+        Ok(Ended::Exited(status)) => Err(Failure::Exited(status.code())),
+        Ok(Ended::TimedOut) => Err(Failure::TimedOut),
+        Ok(Ended::Cancelled) => Err(Failure::Cancelled),
+        Err(RunError::Spawn(error) | RunError::Wait(error)) => Err(Failure::Spawn(error)),
     }
 }
 
-/// The last `lines` lines of `log` after `offset`; tqdm's `\r` redraws keep their last state.
+/// The last `lines` lines of `log` after `offset` (see [`process::tail_from`]).
 pub fn tail(log: &Path, offset: u64, lines: usize) -> String {
-    let Ok(bytes) = std::fs::read(log) else {
-        return String::from("(log unreadable)");
-    };
-    let start = usize::try_from(offset).unwrap_or(0).min(bytes.len());
-    let text = String::from_utf8_lossy(&bytes[start..]);
-    let kept: Vec<String> = text
-        .lines()
-        .map(|line| {
-            line.rsplit('\r')
-                .find(|part| !part.trim().is_empty())
-                .unwrap_or("")
-        })
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| truncate(line, 400))
-        .collect();
-    kept[kept.len().saturating_sub(lines)..].join("\n")
-}
-
-fn truncate(line: &str, max: usize) -> String {
-    if line.chars().count() <= max {
-        return line.to_string();
+    match process::tail_from(log, offset, lines) {
+        Ok(kept) => kept.join("\n"),
+        Err(_) => String::from("(log unreadable)"),
     }
-    let mut cut: String = line.chars().take(max).collect();
-    cut.push_str(" …");
-    cut
 }
 
 /// Quotes arguments for display so a person can paste the command.
