@@ -3,6 +3,7 @@
 
 pub mod progress;
 pub mod services;
+pub mod wait;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -19,7 +20,8 @@ use crate::manifest::{Pipeline, Step};
 use crate::plan::{self, Action, StepPlan};
 use crate::steps::{Provenance, StepIo};
 pub use progress::Progress;
-use services::Services;
+use services::{ServiceError, Services};
+use wait::Resources;
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -93,9 +95,12 @@ struct Shared {
     lock: Mutex<LockFile>,
     stat: Arc<StatCache>,
     jobs: Semaphore,
-    resources: Arc<BTreeMap<String, Arc<Mutex<()>>>>,
+    resources: Arc<Resources>,
     services: Services,
+    /// Ctrl-C (or SIGTERM): running steps stop.
     cancel: CancellationToken,
+    /// Ctrl-C, or a failure without `--keep-going`: steps still waiting stop waiting.
+    halt: CancellationToken,
     failed: AtomicBool,
     options: RunOptions,
     actions: BTreeMap<String, Action>,
@@ -116,7 +121,7 @@ pub async fn execute(
 ) -> RunReport {
     let actions: BTreeMap<String, Action> =
         plans.iter().map(|p| (p.id.clone(), p.action)).collect();
-    let resources: Arc<BTreeMap<String, Arc<Mutex<()>>>> = Arc::new(
+    let resources: Arc<Resources> = Arc::new(
         pipeline
             .steps
             .values()
@@ -163,6 +168,7 @@ pub async fn execute(
         stat,
         resources,
         services,
+        halt: cancel.child_token(),
         cancel,
         failed: AtomicBool::new(false),
         options,
@@ -233,6 +239,9 @@ async fn run_one(shared: &Shared, id: &str) -> StepResult {
     let ok = matches!(result.status, Status::Ran | Status::Fresh);
     if matches!(result.status, Status::Failed(_)) {
         shared.failed.store(true, Ordering::SeqCst);
+        if !shared.options.keep_going {
+            shared.halt.cancel();
+        }
     }
     let services = service_closure(&shared.pipeline, id);
     shared.services.user_done(&services).await;
@@ -265,13 +274,8 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
             return not_run(format!("upstream `{up}` did not succeed"));
         }
     }
-    if shared.cancel.is_cancelled() {
-        return not_run("interrupted".into());
-    }
-    if shared.failed.load(Ordering::SeqCst) && !shared.options.keep_going {
-        return not_run(
-            "stopped after a failure (use `--keep-going` to continue independent steps)".into(),
-        );
+    if shared.halt.is_cancelled() {
+        return not_run(halt_reason(shared));
     }
     let (parts, state) = {
         let lock = shared.lock.lock().await;
@@ -352,30 +356,26 @@ async fn execute_step(shared: &Shared, step: &Step, parts: crate::cache::KeyPart
         .iter()
         .filter(|n| shared.pipeline.steps[*n].is_service())
     {
-        match shared.services.ensure_up(need, &shared.cancel).await {
+        match (shared.services)
+            .ensure_up(need, &shared.cancel, &shared.halt)
+            .await
+        {
             Ok(info) => {
                 service_infos.insert(need.clone(), info);
             }
-            Err(message) => return fail(message, 0.0),
+            Err(ServiceError::Halted) => return halted(shared, id),
+            Err(ServiceError::Failed(message)) => return fail(message, 0.0),
         }
     }
-    let mut guards = Vec::new();
-    let mut names = step.resources.clone();
-    names.sort();
-    for name in &names {
-        guards.push(shared.resources[name].clone().lock_owned().await);
-    }
-    let Ok(_permit) = shared.jobs.acquire().await else {
-        return fail("the run was shut down".into(), 0.0);
+    let Ok(_guards) = wait::lock_resources(&shared.resources, &step.resources, &shared.halt).await
+    else {
+        return halted(shared, id);
     };
-    if shared.cancel.is_cancelled() {
-        return StepResult {
-            id: id.to_string(),
-            status: Status::NotRun("interrupted".into()),
-            duration_s: 0.0,
-            cached: false,
-            log: None,
-        };
+    let Ok(_permit) = wait::job_slot(&shared.jobs, &shared.halt).await else {
+        return halted(shared, id);
+    };
+    if shared.halt.is_cancelled() {
+        return halted(shared, id);
     }
     let staging = match prepare_staging(&shared.pipeline, step) {
         Ok(staging) => staging,
@@ -481,6 +481,26 @@ async fn execute_step(shared: &Shared, step: &Step, parts: crate::cache::KeyPart
             }
         }
         Err(message) => fail(message, duration),
+    }
+}
+
+/// Why a step that had not started will not: Ctrl-C, or another step's failure.
+fn halt_reason(shared: &Shared) -> String {
+    if shared.cancel.is_cancelled() {
+        "interrupted".into()
+    } else {
+        "stopped after a failure (use `--keep-going` to continue independent steps)".into()
+    }
+}
+
+/// The result of a step whose wait (for a service, a resource, a job slot) the run ended.
+fn halted(shared: &Shared, id: &str) -> StepResult {
+    StepResult {
+        id: id.to_string(),
+        status: Status::NotRun(halt_reason(shared)),
+        duration_s: 0.0,
+        cached: false,
+        log: None,
     }
 }
 
