@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{LockFile, Record, StatCache};
+use crate::cache::{KeyParts, LockFile, Record, StatCache};
 use crate::manifest::{Pipeline, Step};
 use crate::plan::{self, Action, StepPlan};
 use crate::steps::{Provenance, StepIo};
@@ -129,19 +129,20 @@ pub async fn execute(
             .map(|r| (r.clone(), Arc::new(Mutex::new(()))))
             .collect(),
     );
-    let service_steps = pipeline
-        .steps
-        .values()
-        .filter(|s| s.is_service())
-        .map(|s| {
-            let users = plan::service_users(&pipeline, &s.id)
-                .into_iter()
-                .filter(|u| actions[*u].may_run())
-                .count();
-            let identity = plan::key_parts(&pipeline, s, &lock, &stat).digest();
-            (s.clone(), pipeline.log_path(&s.id), users, identity)
-        })
-        .collect();
+    let service_steps = {
+        // A service's identity hashes its inputs (a model's weights): off the async threads.
+        let (pipeline, lock, stat, actions) = (
+            pipeline.clone(),
+            lock.clone(),
+            stat.clone(),
+            actions.clone(),
+        );
+        let work = move || service_steps(&pipeline, &lock, &stat, &actions);
+        match tokio::task::spawn_blocking(work).await {
+            Ok(steps) => steps,
+            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        }
+    };
     let services = Services::new(
         service_steps,
         &pipeline.profile,
@@ -214,6 +215,28 @@ pub async fn execute(
     }
 }
 
+/// Each service with its log, its planned users and its identity (the digest of its key parts).
+fn service_steps(
+    pipeline: &Pipeline,
+    lock: &LockFile,
+    stat: &StatCache,
+    actions: &BTreeMap<String, Action>,
+) -> Vec<(Step, PathBuf, usize, String)> {
+    pipeline
+        .steps
+        .values()
+        .filter(|s| s.is_service())
+        .map(|s| {
+            let users = plan::service_users(pipeline, &s.id)
+                .into_iter()
+                .filter(|u| actions[*u].may_run())
+                .count();
+            let identity = plan::key_parts(pipeline, s, lock, stat).digest();
+            (s.clone(), pipeline.log_path(&s.id), users, identity)
+        })
+        .collect()
+}
+
 fn idle_result(p: &StepPlan, shared: &Shared) -> StepResult {
     let status = match p.action {
         Action::Start | Action::Idle => match shared.services.start_failure(&p.id) {
@@ -277,18 +300,17 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
     if shared.halt.is_cancelled() {
         return not_run(halt_reason(shared));
     }
-    let (parts, state) = {
-        let lock = shared.lock.lock().await;
-        let parts = plan::key_parts(pipeline, step, &lock, &shared.stat);
-        let state = plan::state(
-            pipeline,
-            step,
-            &parts,
-            &lock,
-            &shared.stat,
-            shared.options.forced.contains(id),
-        );
-        (parts, state)
+    let (parts, state) = match key_and_state(shared, id).await {
+        Ok(found) => found,
+        Err(err) => {
+            return StepResult {
+                id: id.to_string(),
+                status: Status::Failed(format!("internal error: {err}")),
+                duration_s: 0.0,
+                cached: false,
+                log: None,
+            };
+        }
     };
     match (&state, shared.actions[id]) {
         (plan::State::Fresh, _) | (plan::State::Absent(_), Action::Pending) => {
@@ -328,7 +350,28 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
     execute_step(shared, step, parts).await
 }
 
-async fn execute_step(shared: &Shared, step: &Step, parts: crate::cache::KeyParts) -> StepResult {
+/// The step's key parts and its state against its record. Hashing inputs and outputs can take
+/// seconds, so it runs on a blocking thread, from a copy of the lock file: no other step waits
+/// on the lock file's mutex meanwhile. Its upstream records are committed already (it waited for
+/// them), so the copy holds everything its key reads.
+async fn key_and_state(
+    shared: &Shared,
+    id: &str,
+) -> Result<(KeyParts, plan::State), tokio::task::JoinError> {
+    let lock = shared.lock.lock().await.clone();
+    let (pipeline, stat) = (shared.pipeline.clone(), shared.stat.clone());
+    let forced = shared.options.forced.contains(id);
+    let id = id.to_string();
+    tokio::task::spawn_blocking(move || {
+        let step = &pipeline.steps[&id];
+        let parts = plan::key_parts(&pipeline, step, &lock, &stat);
+        let state = plan::state(&pipeline, step, &parts, &lock, &stat, forced);
+        (parts, state)
+    })
+    .await
+}
+
+async fn execute_step(shared: &Shared, step: &Step, parts: KeyParts) -> StepResult {
     let id = step.id.as_str();
     let log = shared.pipeline.log_path(id);
     let fail = |message: String, duration: f64| {
@@ -556,7 +599,7 @@ async fn commit(
     shared: &Shared,
     step: &Step,
     staging: &[PathBuf],
-    parts: crate::cache::KeyParts,
+    parts: KeyParts,
     started_at: SystemTime,
     duration: f64,
     exit_code: Option<i32>,
@@ -600,13 +643,17 @@ async fn commit(
         exit_code,
         forge_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let mut lock = shared.lock.lock().await;
-    // Re-read first when another run (sharing the results directory) wrote the file meanwhile.
-    lock.commit(&shared.pipeline.lock_path(), |lock| {
-        lock.steps.insert(step.id.clone(), record);
-    })
-    .map_err(|e| e.to_string())?;
-    let _ = shared.stat.save();
+    {
+        let mut lock = shared.lock.lock().await;
+        // Re-read first when another run (sharing the results directory) wrote the file meanwhile.
+        lock.commit(&shared.pipeline.lock_path(), |lock| {
+            lock.steps.insert(step.id.clone(), record);
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    // The stat cache is a cache: a failed write costs a rehash next time, never a wrong key.
+    let stat = shared.stat.clone();
+    let _ = tokio::task::spawn_blocking(move || stat.save()).await;
     Ok(())
 }
 

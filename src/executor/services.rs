@@ -445,7 +445,7 @@ fn published_facts(file: &std::path::Path, facts: &mut BTreeMap<String, serde_js
 async fn gather_facts(
     step: &Step,
     workspace: &std::path::Path,
-    stat: &crate::cache::StatCache,
+    stat: &Arc<crate::cache::StatCache>,
 ) -> BTreeMap<String, serde_json::Value> {
     use serde_json::{Value, json};
     let mut facts = BTreeMap::new();
@@ -476,8 +476,13 @@ async fn gather_facts(
     if let Some(model) = &step.model {
         facts.insert("model_id".into(), json!(model));
         let dir = workspace.join(model);
-        match stat.input_digest(&dir) {
-            Ok(Some(digest)) => {
+        // Hashing weights (gigabytes the first time) runs off the async threads.
+        let digest = {
+            let (stat, dir) = (stat.clone(), dir.clone());
+            tokio::task::spawn_blocking(move || stat.input_digest(&dir)).await
+        };
+        match digest {
+            Ok(Ok(Some(digest))) => {
                 facts.insert(
                     "model_sha".into(),
                     json!(format!("blake3:{}", digest.digest)),
