@@ -330,7 +330,7 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
     let missing: Vec<&String> = parts
         .inputs
         .iter()
-        .filter(|(_, d)| *d == "missing")
+        .filter(|(_, d)| d.is_missing())
         .map(|(p, _)| p)
         .collect();
     if !missing.is_empty() {
