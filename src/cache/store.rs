@@ -309,8 +309,8 @@ mod tests {
     /// file predates `params`, so its keys are compared in the test below, on current parts).
     #[test]
     fn a_committed_lock_file_loads_and_keeps_its_input_strings() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("results/examples/basic/default/forge.lock");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/basic/default/forge.lock");
         let lock = LockFile::load(&path).expect("the committed lock file loads");
         let raw: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
