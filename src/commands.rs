@@ -365,10 +365,10 @@ pub fn show(args: &ShowArgs) -> Result<i32, Failure> {
         );
         println!("  forge:    {}", r.forge_version);
         for (path, digest) in &r.parts.inputs {
-            println!("  input:    {path}  {}", prefix(digest));
+            println!("  input:    {path}  {}", prefix(&digest.to_string()));
         }
         for (path, digest) in &r.parts.reads {
-            println!("  reads:    {path}  {}", prefix(digest));
+            println!("  reads:    {path}  {}", prefix(&digest.to_string()));
         }
         for name in r.parts.env.keys() {
             println!("  env:      {name}");

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{GatePassed, GateSkipped, KeyParts, LockFile, StatCache};
+use crate::cache::{GatePassed, GateSkipped, InputDigest, KeyParts, LockFile, StatCache};
 use crate::manifest::{self, LoadOptions, Pipeline};
 use crate::plan::{Action, StepPlan};
 
@@ -172,7 +172,7 @@ pub fn record_skipped(
 }
 
 /// Every input digest in a step's key parts, its services' included.
-fn all_inputs(parts: &KeyParts) -> BTreeMap<String, String> {
+fn all_inputs(parts: &KeyParts) -> BTreeMap<String, InputDigest> {
     let mut out = parts.inputs.clone();
     for service in parts.services.values() {
         out.extend(all_inputs(service));
@@ -181,7 +181,7 @@ fn all_inputs(parts: &KeyParts) -> BTreeMap<String, String> {
 }
 
 /// Input digests recorded by the required profile's runs, by path.
-fn recorded_inputs(lock: &LockFile) -> BTreeMap<String, String> {
+fn recorded_inputs(lock: &LockFile) -> BTreeMap<String, InputDigest> {
     let mut out = BTreeMap::new();
     for record in lock.steps.values() {
         out.extend(all_inputs(&record.parts));

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cache::{KeyParts, LockFile, StatCache, travel};
+use crate::cache::{InputDigest, KeyParts, LockFile, StatCache, travel};
 use crate::manifest::diagnostics::did_you_mean;
 use crate::manifest::{Pipeline, Step};
 
@@ -170,7 +170,11 @@ pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatC
 
 /// Digests of the files a built-in kind's `with` makes it read, except those inside the outputs
 /// of the steps it needs (their records already stand for them).
-fn read_digests(pipeline: &Pipeline, step: &Step, stat: &StatCache) -> BTreeMap<String, String> {
+fn read_digests(
+    pipeline: &Pipeline,
+    step: &Step,
+    stat: &StatCache,
+) -> BTreeMap<String, InputDigest> {
     let Some(kind) = crate::steps::kind_of(step) else {
         return BTreeMap::new();
     };
@@ -199,7 +203,7 @@ fn input_digests(
     workspace: &Path,
     inputs: &[String],
     stat: &StatCache,
-) -> BTreeMap<String, String> {
+) -> BTreeMap<String, InputDigest> {
     let mut out = BTreeMap::new();
     for input in inputs {
         if input.contains(['*', '?', '[']) {
@@ -209,7 +213,7 @@ fn input_digests(
                 .unwrap_or_default();
             matched.sort();
             if matched.is_empty() {
-                out.insert(input.clone(), "missing".into());
+                out.insert(input.clone(), InputDigest::Missing);
             }
             for path in matched {
                 let relative = path
@@ -217,24 +221,16 @@ fn input_digests(
                     .unwrap_or(&path)
                     .display()
                     .to_string();
-                out.insert(relative, digest_or_reason(stat, &path));
+                out.insert(relative, InputDigest::of(stat, &path));
             }
         } else {
             out.insert(
                 travel::relative(input, workspace),
-                digest_or_reason(stat, &workspace.join(input)),
+                InputDigest::of(stat, &workspace.join(input)),
             );
         }
     }
     out
-}
-
-fn digest_or_reason(stat: &StatCache, path: &Path) -> String {
-    match stat.input_digest(path) {
-        Ok(Some(d)) => d.digest,
-        Ok(None) => "missing".into(),
-        Err(err) => format!("unreadable: {err}"),
-    }
 }
 
 /// Compares a step with its record.

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use super::input::InputDigest;
+
 /// Everything that enters a step's key. Kept whole in the lock file so `forge plan` can say,
 /// field by field, why a step is stale.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -19,8 +21,8 @@ pub struct KeyParts {
     pub params: BTreeMap<String, Json>,
     /// The resolved step configuration (command line, settings, output paths).
     pub config: Json,
-    /// Declared inputs: path -> content digest (`missing` when absent).
-    pub inputs: BTreeMap<String, String>,
+    /// Declared inputs: path -> content digest, or why there is none.
+    pub inputs: BTreeMap<String, InputDigest>,
     /// Environment: name -> blake3 of the value, of the template (values rendered from
     /// platform facts), or a marker (`pass_env` variables enter by name unless keyed).
     pub env: BTreeMap<String, String>,
@@ -32,10 +34,10 @@ pub struct KeyParts {
     /// Services it needs: id -> the service's own key parts (its identity).
     pub services: BTreeMap<String, KeyParts>,
     /// Files a built-in kind reads because of its `with` settings (task directories, pricing
-    /// files, templates, tokenizers): path -> content digest (`missing` when absent). Empty for
+    /// files, templates, tokenizers): path -> content digest, or why there is none. Empty for
     /// `command` and `service`, and then left out, so their keys are what they were.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub reads: BTreeMap<String, String>,
+    pub reads: BTreeMap<String, InputDigest>,
 }
 
 impl KeyParts {
@@ -121,22 +123,40 @@ impl KeyParts {
     }
 }
 
-fn diff_maps(
+fn diff_maps<T: PartialEq + Missing>(
     what: &str,
-    old: &BTreeMap<String, String>,
-    new: &BTreeMap<String, String>,
+    old: &BTreeMap<String, T>,
+    new: &BTreeMap<String, T>,
     out: &mut Vec<String>,
 ) {
     for (name, digest) in new {
         match old.get(name) {
             Some(before) if before == digest => {}
-            Some(_) if digest == "missing" => out.push(format!("{what} `{name}` is missing")),
+            Some(_) if digest.missing() => out.push(format!("{what} `{name}` is missing")),
             Some(_) => out.push(format!("{what} `{name}` changed")),
             None => out.push(format!("{what} `{name}` added")),
         }
     }
     for name in old.keys().filter(|n| !new.contains_key(*n)) {
         out.push(format!("{what} `{name}` removed"));
+    }
+}
+
+/// A value of a key's map that can say "absent" (an input digest; an environment entry never).
+trait Missing {
+    fn missing(&self) -> bool;
+}
+
+impl Missing for InputDigest {
+    fn missing(&self) -> bool {
+        self.is_missing()
+    }
+}
+
+impl Missing for String {
+    fn missing(&self) -> bool {
+        // An environment entry is a digest of the value or a marker; it is never absent.
+        false
     }
 }
 
@@ -187,7 +207,7 @@ mod tests {
             kind: "command".into(),
             schema: 1,
             config: json!({"run": "echo", "with": {"title": "A"}}),
-            inputs: BTreeMap::from([("a.txt".into(), "d1".into())]),
+            inputs: BTreeMap::from([("a.txt".into(), InputDigest::Digest("d1".into()))]),
             env: BTreeMap::from([("X".into(), "e1".into())]),
             ..Default::default()
         }
@@ -207,8 +227,9 @@ mod tests {
         let old = parts();
         let mut new = parts();
         new.config = json!({"run": "echo", "with": {"title": "B"}});
-        new.inputs.insert("a.txt".into(), "d2".into());
-        new.inputs.insert("b.txt".into(), "d3".into());
+        new.inputs
+            .insert("a.txt".into(), InputDigest::Digest("d2".into()));
+        new.inputs.insert("b.txt".into(), InputDigest::Missing);
         new.env.clear();
         assert_eq!(
             new.diff(&old),

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::input::InputDigest;
 use super::key::KeyParts;
 use super::stat::Digest;
 
@@ -123,7 +124,7 @@ pub struct GatePassed {
     pub finished_at: String,
     /// Input path -> content digest, for every input both profiles declare (the step code the
     /// rehearsal exercised), as the rehearsal recorded it.
-    pub inputs: BTreeMap<String, String>,
+    pub inputs: BTreeMap<String, InputDigest>,
     /// When this profile's run checked the gate (RFC 3339, UTC).
     pub checked_at: String,
 }
@@ -297,5 +298,52 @@ impl WorkspaceLock {
         file.rewind().map_err(io_err)?;
         write!(file, "{}", std::process::id()).map_err(io_err)?;
         Ok(Self { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A committed lock file loads, and each record's inputs write back as they were read (the
+    /// file predates `params`, so its keys are compared in the test below, on current parts).
+    #[test]
+    fn a_committed_lock_file_loads_and_keeps_its_input_strings() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/basic/default/forge.lock");
+        let lock = LockFile::load(&path).expect("the committed lock file loads");
+        let raw: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        assert!(!lock.steps.is_empty());
+        for (id, record) in &lock.steps {
+            let written = serde_json::to_value(&record.parts).expect("serializes");
+            for field in ["inputs", "reads"] {
+                assert_eq!(
+                    written.get(field),
+                    raw["steps"][id]["parts"].get(field),
+                    "`{id}`: `{field}`"
+                );
+            }
+        }
+    }
+
+    /// Key parts recorded with absent and unreadable inputs (the strings `missing` and
+    /// `unreadable: ...`) parse into the enum and serialize to the same bytes, so the same key.
+    #[test]
+    fn missing_and_unreadable_inputs_keep_their_strings_and_keys() {
+        let text = r#"{"kind":"command","schema":1,"params":{},"config":{"run":"cat a b c"},"inputs":{"a":"3f9c","b":"missing","c":"unreadable: Permission denied (os error 13)"},"env":{},"upstream":{},"services":{},"reads":{"t":"missing"}}"#;
+        let parts: KeyParts = serde_json::from_str(text).expect("parses");
+        assert_eq!(parts.inputs["a"], InputDigest::Digest("3f9c".into()));
+        assert_eq!(parts.inputs["b"], InputDigest::Missing);
+        assert_eq!(
+            parts.inputs["c"],
+            InputDigest::Unreadable("Permission denied (os error 13)".into())
+        );
+        assert_eq!(parts.reads["t"], InputDigest::Missing);
+        assert_eq!(serde_json::to_string(&parts).expect("serializes"), text);
+        assert_eq!(
+            parts.digest(),
+            blake3::hash(text.as_bytes()).to_hex().to_string()
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod progress;
 pub mod services;
+pub mod wait;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -14,12 +15,13 @@ use serde::Serialize;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{LockFile, Record, StatCache};
+use crate::cache::{KeyParts, LockFile, Record, StatCache};
 use crate::manifest::{Pipeline, Step};
 use crate::plan::{self, Action, StepPlan};
 use crate::steps::{Provenance, StepIo};
 pub use progress::Progress;
-use services::Services;
+use services::{ServiceError, Services};
+use wait::Resources;
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -93,9 +95,12 @@ struct Shared {
     lock: Mutex<LockFile>,
     stat: Arc<StatCache>,
     jobs: Semaphore,
-    resources: Arc<BTreeMap<String, Arc<Mutex<()>>>>,
+    resources: Arc<Resources>,
     services: Services,
+    /// Ctrl-C (or SIGTERM): running steps stop.
     cancel: CancellationToken,
+    /// Ctrl-C, or a failure without `--keep-going`: steps still waiting stop waiting.
+    halt: CancellationToken,
     failed: AtomicBool,
     options: RunOptions,
     actions: BTreeMap<String, Action>,
@@ -116,7 +121,7 @@ pub async fn execute(
 ) -> RunReport {
     let actions: BTreeMap<String, Action> =
         plans.iter().map(|p| (p.id.clone(), p.action)).collect();
-    let resources: Arc<BTreeMap<String, Arc<Mutex<()>>>> = Arc::new(
+    let resources: Arc<Resources> = Arc::new(
         pipeline
             .steps
             .values()
@@ -124,19 +129,20 @@ pub async fn execute(
             .map(|r| (r.clone(), Arc::new(Mutex::new(()))))
             .collect(),
     );
-    let service_steps = pipeline
-        .steps
-        .values()
-        .filter(|s| s.is_service())
-        .map(|s| {
-            let users = plan::service_users(&pipeline, &s.id)
-                .into_iter()
-                .filter(|u| actions[*u].may_run())
-                .count();
-            let identity = plan::key_parts(&pipeline, s, &lock, &stat).digest();
-            (s.clone(), pipeline.log_path(&s.id), users, identity)
-        })
-        .collect();
+    let service_steps = {
+        // A service's identity hashes its inputs (a model's weights): off the async threads.
+        let (pipeline, lock, stat, actions) = (
+            pipeline.clone(),
+            lock.clone(),
+            stat.clone(),
+            actions.clone(),
+        );
+        let work = move || service_steps(&pipeline, &lock, &stat, &actions);
+        match tokio::task::spawn_blocking(work).await {
+            Ok(steps) => steps,
+            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        }
+    };
     let services = Services::new(
         service_steps,
         &pipeline.profile,
@@ -163,6 +169,7 @@ pub async fn execute(
         stat,
         resources,
         services,
+        halt: cancel.child_token(),
         cancel,
         failed: AtomicBool::new(false),
         options,
@@ -208,6 +215,28 @@ pub async fn execute(
     }
 }
 
+/// Each service with its log, its planned users and its identity (the digest of its key parts).
+fn service_steps(
+    pipeline: &Pipeline,
+    lock: &LockFile,
+    stat: &StatCache,
+    actions: &BTreeMap<String, Action>,
+) -> Vec<(Step, PathBuf, usize, String)> {
+    pipeline
+        .steps
+        .values()
+        .filter(|s| s.is_service())
+        .map(|s| {
+            let users = plan::service_users(pipeline, &s.id)
+                .into_iter()
+                .filter(|u| actions[*u].may_run())
+                .count();
+            let identity = plan::key_parts(pipeline, s, lock, stat).digest();
+            (s.clone(), pipeline.log_path(&s.id), users, identity)
+        })
+        .collect()
+}
+
 fn idle_result(p: &StepPlan, shared: &Shared) -> StepResult {
     let status = match p.action {
         Action::Start | Action::Idle => match shared.services.start_failure(&p.id) {
@@ -233,6 +262,9 @@ async fn run_one(shared: &Shared, id: &str) -> StepResult {
     let ok = matches!(result.status, Status::Ran | Status::Fresh);
     if matches!(result.status, Status::Failed(_)) {
         shared.failed.store(true, Ordering::SeqCst);
+        if !shared.options.keep_going {
+            shared.halt.cancel();
+        }
     }
     let services = service_closure(&shared.pipeline, id);
     shared.services.user_done(&services).await;
@@ -265,26 +297,20 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
             return not_run(format!("upstream `{up}` did not succeed"));
         }
     }
-    if shared.cancel.is_cancelled() {
-        return not_run("interrupted".into());
+    if shared.halt.is_cancelled() {
+        return not_run(halt_reason(shared));
     }
-    if shared.failed.load(Ordering::SeqCst) && !shared.options.keep_going {
-        return not_run(
-            "stopped after a failure (use `--keep-going` to continue independent steps)".into(),
-        );
-    }
-    let (parts, state) = {
-        let lock = shared.lock.lock().await;
-        let parts = plan::key_parts(pipeline, step, &lock, &shared.stat);
-        let state = plan::state(
-            pipeline,
-            step,
-            &parts,
-            &lock,
-            &shared.stat,
-            shared.options.forced.contains(id),
-        );
-        (parts, state)
+    let (parts, state) = match key_and_state(shared, id).await {
+        Ok(found) => found,
+        Err(err) => {
+            return StepResult {
+                id: id.to_string(),
+                status: Status::Failed(format!("internal error: {err}")),
+                duration_s: 0.0,
+                cached: false,
+                log: None,
+            };
+        }
     };
     match (&state, shared.actions[id]) {
         (plan::State::Fresh, _) | (plan::State::Absent(_), Action::Pending) => {
@@ -304,7 +330,7 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
     let missing: Vec<&String> = parts
         .inputs
         .iter()
-        .filter(|(_, d)| *d == "missing")
+        .filter(|(_, d)| d.is_missing())
         .map(|(p, _)| p)
         .collect();
     if !missing.is_empty() {
@@ -324,7 +350,28 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
     execute_step(shared, step, parts).await
 }
 
-async fn execute_step(shared: &Shared, step: &Step, parts: crate::cache::KeyParts) -> StepResult {
+/// The step's key parts and its state against its record. Hashing inputs and outputs can take
+/// seconds, so it runs on a blocking thread, from a copy of the lock file: no other step waits
+/// on the lock file's mutex meanwhile. Its upstream records are committed already (it waited for
+/// them), so the copy holds everything its key reads.
+async fn key_and_state(
+    shared: &Shared,
+    id: &str,
+) -> Result<(KeyParts, plan::State), tokio::task::JoinError> {
+    let lock = shared.lock.lock().await.clone();
+    let (pipeline, stat) = (shared.pipeline.clone(), shared.stat.clone());
+    let forced = shared.options.forced.contains(id);
+    let id = id.to_string();
+    tokio::task::spawn_blocking(move || {
+        let step = &pipeline.steps[&id];
+        let parts = plan::key_parts(&pipeline, step, &lock, &stat);
+        let state = plan::state(&pipeline, step, &parts, &lock, &stat, forced);
+        (parts, state)
+    })
+    .await
+}
+
+async fn execute_step(shared: &Shared, step: &Step, parts: KeyParts) -> StepResult {
     let id = step.id.as_str();
     let log = shared.pipeline.log_path(id);
     let fail = |message: String, duration: f64| {
@@ -352,30 +399,26 @@ async fn execute_step(shared: &Shared, step: &Step, parts: crate::cache::KeyPart
         .iter()
         .filter(|n| shared.pipeline.steps[*n].is_service())
     {
-        match shared.services.ensure_up(need, &shared.cancel).await {
+        match (shared.services)
+            .ensure_up(need, &shared.cancel, &shared.halt)
+            .await
+        {
             Ok(info) => {
                 service_infos.insert(need.clone(), info);
             }
-            Err(message) => return fail(message, 0.0),
+            Err(ServiceError::Halted) => return halted(shared, id),
+            Err(ServiceError::Failed(message)) => return fail(message, 0.0),
         }
     }
-    let mut guards = Vec::new();
-    let mut names = step.resources.clone();
-    names.sort();
-    for name in &names {
-        guards.push(shared.resources[name].clone().lock_owned().await);
-    }
-    let Ok(_permit) = shared.jobs.acquire().await else {
-        return fail("the run was shut down".into(), 0.0);
+    let Ok(_guards) = wait::lock_resources(&shared.resources, &step.resources, &shared.halt).await
+    else {
+        return halted(shared, id);
     };
-    if shared.cancel.is_cancelled() {
-        return StepResult {
-            id: id.to_string(),
-            status: Status::NotRun("interrupted".into()),
-            duration_s: 0.0,
-            cached: false,
-            log: None,
-        };
+    let Ok(_permit) = wait::job_slot(&shared.jobs, &shared.halt).await else {
+        return halted(shared, id);
+    };
+    if shared.halt.is_cancelled() {
+        return halted(shared, id);
     }
     let staging = match prepare_staging(&shared.pipeline, step) {
         Ok(staging) => staging,
@@ -484,6 +527,26 @@ async fn execute_step(shared: &Shared, step: &Step, parts: crate::cache::KeyPart
     }
 }
 
+/// Why a step that had not started will not: Ctrl-C, or another step's failure.
+fn halt_reason(shared: &Shared) -> String {
+    if shared.cancel.is_cancelled() {
+        "interrupted".into()
+    } else {
+        "stopped after a failure (use `--keep-going` to continue independent steps)".into()
+    }
+}
+
+/// The result of a step whose wait (for a service, a resource, a job slot) the run ended.
+fn halted(shared: &Shared, id: &str) -> StepResult {
+    StepResult {
+        id: id.to_string(),
+        status: Status::NotRun(halt_reason(shared)),
+        duration_s: 0.0,
+        cached: false,
+        log: None,
+    }
+}
+
 async fn first_death(deaths: &[(String, CancellationToken)]) -> String {
     if deaths.is_empty() {
         return std::future::pending().await;
@@ -536,7 +599,7 @@ async fn commit(
     shared: &Shared,
     step: &Step,
     staging: &[PathBuf],
-    parts: crate::cache::KeyParts,
+    parts: KeyParts,
     started_at: SystemTime,
     duration: f64,
     exit_code: Option<i32>,
@@ -580,13 +643,17 @@ async fn commit(
         exit_code,
         forge_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let mut lock = shared.lock.lock().await;
-    // Re-read first when another run (sharing the results directory) wrote the file meanwhile.
-    lock.commit(&shared.pipeline.lock_path(), |lock| {
-        lock.steps.insert(step.id.clone(), record);
-    })
-    .map_err(|e| e.to_string())?;
-    let _ = shared.stat.save();
+    {
+        let mut lock = shared.lock.lock().await;
+        // Re-read first when another run (sharing the results directory) wrote the file meanwhile.
+        lock.commit(&shared.pipeline.lock_path(), |lock| {
+            lock.steps.insert(step.id.clone(), record);
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    // The stat cache is a cache: a failed write costs a rehash next time, never a wrong key.
+    let stat = shared.stat.clone();
+    let _ = tokio::task::spawn_blocking(move || stat.save()).await;
     Ok(())
 }
 

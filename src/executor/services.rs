@@ -15,6 +15,8 @@ use crate::manifest::{Probe, Step};
 use crate::steps::ServiceInfo;
 use crate::steps::process::{self, Environment, Group, Spec};
 
+use super::wait::{self, Halted, Resources};
+
 enum Phase {
     Down,
     Up {
@@ -25,6 +27,23 @@ enum Phase {
     },
     Failed(String),
     Stopped,
+}
+
+/// Why a service is not up for a step that needs it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// The run stopped while the step waited for the service's start or its resources.
+    #[error("the run stopped while waiting for a service")]
+    Halted,
+    /// The service failed to start (the message names it, the cause and its log's last lines).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<Halted> for ServiceError {
+    fn from(_: Halted) -> Self {
+        ServiceError::Halted
+    }
 }
 
 /// One service of the pipeline.
@@ -46,7 +65,7 @@ pub struct Services {
     slots: BTreeMap<String, Arc<Slot>>,
     progress: super::Progress,
     stat: Arc<crate::cache::StatCache>,
-    resources: Arc<BTreeMap<String, Arc<Mutex<()>>>>,
+    resources: Arc<Resources>,
     identities: BTreeMap<String, String>,
 }
 
@@ -56,7 +75,7 @@ impl Services {
         steps: Vec<(Step, std::path::PathBuf, usize, String)>,
         profile: &str,
         workspace: &std::path::Path,
-        resources: Arc<BTreeMap<String, Arc<Mutex<()>>>>,
+        resources: Arc<Resources>,
         stat: Arc<crate::cache::StatCache>,
         progress: super::Progress,
     ) -> Self {
@@ -98,22 +117,30 @@ impl Services {
         self.slots.get(id)
     }
 
-    /// Makes sure `id` (and the services it needs) are up; returns what its users see.
+    /// Makes sure `id` (and the services it needs) are up; returns what its users see. `cancel`
+    /// (Ctrl-C) ends a readiness wait; `halt` (Ctrl-C, or a failure without `--keep-going`) ends
+    /// the waits for another user's start and for the service's resources, leaving it down.
     pub fn ensure_up<'a>(
         &'a self,
         id: &'a str,
         cancel: &'a CancellationToken,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<ServiceInfo, String>> + Send + 'a>> {
+        halt: &'a CancellationToken,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<ServiceInfo, ServiceError>> + Send + 'a>>
+    {
         Box::pin(async move {
             let slot = self
                 .slots
                 .get(id)
-                .ok_or_else(|| format!("`{id}` is not a service"))?;
-            let mut phase = slot.phase.lock().await;
+                .ok_or_else(|| ServiceError::Failed(format!("`{id}` is not a service")))?;
+            let mut phase = wait::lock(&slot.phase, halt).await?;
             match &*phase {
                 Phase::Up { info, .. } => return Ok(info.clone()),
-                Phase::Failed(message) => return Err(message.clone()),
-                Phase::Stopped => return Err(format!("service `{id}` was already stopped")),
+                Phase::Failed(message) => return Err(ServiceError::Failed(message.clone())),
+                Phase::Stopped => {
+                    return Err(ServiceError::Failed(format!(
+                        "service `{id}` was already stopped"
+                    )));
+                }
                 Phase::Down => {}
             }
             for need in slot
@@ -122,9 +149,9 @@ impl Services {
                 .iter()
                 .filter(|n| self.slots.contains_key(*n))
             {
-                self.ensure_up(need, cancel).await?;
+                self.ensure_up(need, cancel, halt).await?;
             }
-            match self.start(slot, cancel).await {
+            match self.start(slot, cancel, halt).await {
                 Ok(up) => {
                     let info = match &up {
                         Phase::Up { info, .. } => info.clone(),
@@ -133,24 +160,36 @@ impl Services {
                     *phase = up;
                     Ok(info)
                 }
-                Err(message) => {
+                Err(ServiceError::Halted) => Err(ServiceError::Halted),
+                Err(ServiceError::Failed(message)) => {
                     *phase = Phase::Failed(message.clone());
-                    Err(message)
+                    Err(ServiceError::Failed(message))
                 }
             }
         })
     }
 
-    async fn start(&self, slot: &Arc<Slot>, cancel: &CancellationToken) -> Result<Phase, String> {
+    async fn start(
+        &self,
+        slot: &Arc<Slot>,
+        cancel: &CancellationToken,
+        halt: &CancellationToken,
+    ) -> Result<Phase, ServiceError> {
         let step = &slot.step;
-        let mut guards = Vec::new();
-        let mut names = step.resources.clone();
-        names.sort();
-        for name in &names {
-            if let Some(lock) = self.resources.get(name) {
-                guards.push(lock.clone().lock_owned().await);
-            }
-        }
+        let guards = wait::lock_resources(&self.resources, &step.resources, halt).await?;
+        self.spawn_ready(slot, cancel, guards)
+            .await
+            .map_err(ServiceError::Failed)
+    }
+
+    /// Spawns the service (its resources held by `guards`) and waits until it is ready.
+    async fn spawn_ready(
+        &self,
+        slot: &Arc<Slot>,
+        cancel: &CancellationToken,
+        guards: Vec<OwnedMutexGuard<()>>,
+    ) -> Result<Phase, String> {
+        let step = &slot.step;
         if let Some(address) = step.ready.as_ref().and_then(|r| probe_address(&r.probe))
             && tokio::net::TcpStream::connect(&address).await.is_ok()
         {
@@ -403,7 +442,7 @@ fn published_facts(file: &std::path::Path, facts: &mut BTreeMap<String, serde_js
 async fn gather_facts(
     step: &Step,
     workspace: &std::path::Path,
-    stat: &crate::cache::StatCache,
+    stat: &Arc<crate::cache::StatCache>,
 ) -> BTreeMap<String, serde_json::Value> {
     use serde_json::{Value, json};
     let mut facts = BTreeMap::new();
@@ -434,8 +473,13 @@ async fn gather_facts(
     if let Some(model) = &step.model {
         facts.insert("model_id".into(), json!(model));
         let dir = workspace.join(model);
-        match stat.input_digest(&dir) {
-            Ok(Some(digest)) => {
+        // Hashing weights (gigabytes the first time) runs off the async threads.
+        let digest = {
+            let (stat, dir) = (stat.clone(), dir.clone());
+            tokio::task::spawn_blocking(move || stat.input_digest(&dir)).await
+        };
+        match digest {
+            Ok(Ok(Some(digest))) => {
                 facts.insert(
                     "model_sha".into(),
                     json!(format!("blake3:{}", digest.digest)),

@@ -1,6 +1,7 @@
 //! Pipeline manifests and profiles: parse (schema), overlay (profiles), render (templating),
 //! validate (resolve), and explain problems (diagnostics).
 pub mod budget;
+mod deadlock;
 mod declare;
 pub mod diagnostics;
 mod expand;

@@ -124,7 +124,9 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
         budget,
         remote,
     };
-    crate::graph::validate(&pipeline, &files[0], &declared_spans(&declared))?;
+    let spans = declared_spans(&declared);
+    crate::graph::validate(&pipeline, &files[0], &spans)?;
+    super::deadlock::validate(&pipeline, &files[0], &spans)?;
     Ok(pipeline)
 }
 

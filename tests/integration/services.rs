@@ -320,3 +320,43 @@ run = "curl -sf http://127.0.0.1:{port}/generate > {{{{ outputs[0] }}}}"
         "the summary names the service and its cause:\n{stderr}"
     );
 }
+
+#[test]
+fn a_failure_ends_a_wait_for_a_resource() {
+    let ws = Workspace::new();
+    // `holder` takes `gpu` at once and keeps it for 4 s; `waiter` asks for it after `pre`, and
+    // `broken` fails while `waiter` waits: the wait ends there, `holder` runs to its end.
+    ws.write(
+        "pipeline.toml",
+        r#"
+[steps.holder]
+kind = "command"
+resources = ["gpu"]
+outputs = ["holder.txt"]
+run = "sleep 4; touch {{ outputs[0] }}"
+
+[steps.pre]
+kind = "command"
+outputs = ["pre.txt"]
+run = "sleep 0.3; touch {{ outputs[0] }}"
+
+[steps.waiter]
+kind = "command"
+needs = ["pre"]
+resources = ["gpu"]
+outputs = ["waiter.txt"]
+run = "touch {{ outputs[0] }}"
+
+[steps.broken]
+kind = "command"
+outputs = ["broken.txt"]
+run = "sleep 1.5; exit 1"
+"#,
+    );
+    let (code, statuses, stderr) = run_json(&ws, &["pipeline.toml", "--jobs", "4"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(statuses["broken"], "failed");
+    assert_eq!(statuses["holder"], "ran", "a running step finishes");
+    assert_eq!(statuses["waiter"], "not-run", "{stderr}");
+    assert!(!ws.exists("waiter.txt"));
+}

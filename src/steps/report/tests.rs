@@ -262,7 +262,11 @@ async fn a_skipped_gate_is_a_visible_warning_and_a_passed_one_names_the_rehearsa
             manifest_digest: "0123456789abcdef0123".into(),
             forge_version: "0.1.0".into(),
             finished_at: "2026-12-01T09:00:00Z".into(),
-            inputs: [("scripts/forge_env.py".to_string(), "d".to_string())].into(),
+            inputs: [(
+                "scripts/forge_env.py".to_string(),
+                crate::cache::InputDigest::Digest("d".into()),
+            )]
+            .into(),
             checked_at: "2026-12-01T11:00:00Z".into(),
         },
     };
