@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Versioned;
 use super::metadata::Metadata;
+use crate::steps::bench::uncertainty::Interval;
 
 /// A figure echoed with where it came from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -175,6 +176,10 @@ pub struct CostPoint {
     pub usd_per_1m_output: f64,
     /// USD per 1M tokens, input and output together.
     pub usd_per_1m_total: f64,
+    /// USD per 1M output tokens mapped from the bench's 95 % throughput interval
+    /// (`intervals.json`); absent when the bench wrote none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_1m_output_interval: Option<Interval>,
 }
 
 /// One concurrency level's cost and latency.
@@ -190,6 +195,10 @@ pub struct LevelCost {
     pub usd_per_1m_output: f64,
     /// USD per 1M tokens at the headline utilization.
     pub usd_per_1m_total: f64,
+    /// USD per 1M output tokens mapped from the bench's 95 % throughput interval
+    /// (`intervals.json`); absent when the bench wrote none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_1m_output_interval: Option<Interval>,
     /// p99 TTFT (ms).
     pub p99_ttft_ms: Option<f64>,
     /// p99 TPOT (ms).
@@ -294,6 +303,10 @@ pub struct CostSummary {
     pub usd_per_1m_output: f64,
     /// USD per 1M tokens, input and output together.
     pub usd_per_1m_total: f64,
+    /// USD per 1M output tokens mapped from the bench's 95 % throughput interval
+    /// (`intervals.json`); absent when the bench wrote none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_1m_output_interval: Option<Interval>,
     /// Tokens (input + output) one GPU serves per month at this level and utilization.
     pub capacity_tokens_per_month: f64,
     /// p99 TTFT at this level (ms).

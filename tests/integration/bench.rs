@@ -671,3 +671,85 @@ async fn vllm_driver_failure_names_the_log() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn repeats_pool_into_one_level_and_intervals_are_written() {
+    let base = start(Mock::default()).await;
+    let run = step_io(Some(format!("{base}/ok")), BTreeMap::new());
+    let s = settings("concurrency = [2]\nprompts_per_level = 6\nrepeats = 3\nseed = 7");
+    run_step(&s, &run.io).await.unwrap();
+    let v = level(&run.out, 2);
+    assert_eq!(
+        (v["completed"].as_u64(), v["num_prompts"].as_u64()),
+        (Some(18), Some(18))
+    );
+    assert_eq!(v["warmup_requests"], 3, "one warmup per run");
+    let requests = v["requests"].as_array().unwrap();
+    for k in 0..3 {
+        assert_eq!(
+            requests.iter().filter(|r| r["repeat"] == k).count(),
+            6,
+            "run {k}"
+        );
+    }
+    // Runs are put end to end on one clock: run k starts after the runs before it.
+    let starts = |k: u64| {
+        requests
+            .iter()
+            .filter(move |r| r["repeat"] == k)
+            .map(|r| r["start_s"].as_f64().unwrap())
+    };
+    assert!(starts(1).fold(f64::MAX, f64::min) >= starts(0).fold(0.0, f64::max));
+    let intervals: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.out.join("intervals.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (intervals["seed"].as_u64(), intervals["resamples"].as_u64()),
+        (Some(7), Some(1000))
+    );
+    assert_eq!(intervals["confidence"], 0.95);
+    let l = &intervals["levels"][0];
+    assert_eq!(
+        (l["repeats"].as_u64(), l["requests"].as_u64()),
+        (Some(3), Some(18))
+    );
+    let durations: f64 = l["repeat_durations_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_f64().unwrap())
+        .sum();
+    let duration = v["duration"].as_f64().unwrap();
+    assert!(
+        (durations - duration).abs() < 1e-9,
+        "{durations} vs {duration}"
+    );
+    let throughput = v["output_throughput"].as_f64().unwrap();
+    assert!((throughput - 18.0 * 5.0 / duration).abs() < 1e-9);
+    let t = &l["output_throughput"];
+    assert!((t["estimate"].as_f64().unwrap() - throughput).abs() < 1e-9);
+    assert!(t["lo"].as_f64().unwrap() <= t["hi"].as_f64().unwrap());
+    assert!(
+        (l["p50_ttft_ms"]["estimate"].as_f64().unwrap() - v["median_ttft_ms"].as_f64().unwrap())
+            .abs()
+            < 1e-9
+    );
+
+    // One run: no `repeat` tags, and intervals.json is still written.
+    let run = step_io(Some(format!("{base}/ok")), BTreeMap::new());
+    run_step(
+        &settings("concurrency = [2]\nprompts_per_level = 6"),
+        &run.io,
+    )
+    .await
+    .unwrap();
+    let v = level(&run.out, 2);
+    assert!(
+        v["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r.get("repeat").is_none())
+    );
+    assert!(run.out.join("intervals.json").is_file());
+}

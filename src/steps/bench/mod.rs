@@ -12,6 +12,7 @@ mod errors;
 mod metadata;
 mod metrics;
 mod record;
+mod repeats;
 mod result;
 mod schedule;
 mod scrape;
@@ -20,6 +21,7 @@ mod settings;
 mod sse;
 mod sweep;
 mod tokenize;
+pub mod uncertainty;
 mod vllm_driver;
 mod vllm_result;
 

@@ -35,6 +35,10 @@ pub struct RequestRecord {
     pub http_status: Option<u16>,
     /// Why the request failed; `None` when it succeeded.
     pub error: Option<String>,
+    /// Which run of the level it belongs to (0-based), only when the level ran more than once
+    /// (`repeats` > 1); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<u32>,
     /// Gaps between consecutive choices messages, seconds (vLLM's per-request `itl`).
     #[serde(skip)]
     pub itl: Vec<f32>,

@@ -36,6 +36,10 @@ pub struct BenchSettings {
     /// excluded from its results).
     #[serde(default = "default_warmup")]
     pub warmup: u32,
+    /// Runs of each level, back to back (each with its own warmup and connection set-up);
+    /// the level's statistics pool every run's requests (`docs/bench.md`, "Repeats").
+    #[serde(default = "default_repeats")]
+    pub repeats: u32,
     /// Where prompts come from.
     pub dataset: DatasetSettings,
     /// Seed for dataset sampling and the open-loop arrival schedule.
@@ -218,6 +222,9 @@ fn default_prompts_per_level() -> u32 {
 fn default_warmup() -> u32 {
     1
 }
+fn default_repeats() -> u32 {
+    1
+}
 fn default_burstiness() -> f64 {
     1.0
 }
@@ -311,6 +318,18 @@ impl BenchSettings {
                 "conflicts with `request_rate`",
             ));
         }
+        if self.repeats == 0 {
+            return Err(invalid(
+                "repeats",
+                "must be an integer >= 1 (1 runs each level once)",
+            ));
+        }
+        if self.repeats > 1 && self.driver == Driver::Vllm {
+            return Err(invalid(
+                "repeats",
+                "is only supported by the native driver; set `repeats = 1` with `driver = \"vllm\"`",
+            ));
+        }
         if self.driver == Driver::Vllm && self.vllm_command.is_empty() {
             return Err(invalid(
                 "vllm_command",
@@ -384,7 +403,33 @@ mod tests {
         assert_eq!(s.prompts_per_level, 256);
         assert_eq!(s.endpoint, Endpoint::Completions);
         assert!(s.scrape_metrics);
+        assert_eq!(s.repeats, 1);
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn repeats_must_be_at_least_one_and_native() {
+        let zero: BenchSettings =
+            toml::from_str("repeats = 0\ndataset = { kind = \"sharegpt\", path = \"x\" }").unwrap();
+        let err = zero.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("bench setting `repeats`: must be an integer >= 1"),
+            "{err}"
+        );
+        let negative = toml::from_str::<BenchSettings>(
+            "repeats = -1\ndataset = { kind = \"sharegpt\", path = \"x\" }",
+        )
+        .unwrap_err();
+        assert!(negative.to_string().contains("repeats"), "{negative}");
+        let vllm: BenchSettings = toml::from_str(
+            "repeats = 3\ndriver = \"vllm\"\ndataset = { kind = \"sharegpt\", path = \"x\" }",
+        )
+        .unwrap();
+        let err = vllm.validate().unwrap_err().to_string();
+        assert!(err.contains("only supported by the native driver"), "{err}");
+        let three: BenchSettings =
+            toml::from_str("repeats = 3\ndataset = { kind = \"sharegpt\", path = \"x\" }").unwrap();
+        three.validate().unwrap();
     }
 
     #[test]

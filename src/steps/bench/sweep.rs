@@ -17,11 +17,12 @@ use super::errors::ErrorBreakdown;
 use super::metadata;
 use super::result::{BenchSummary, LagStats, LevelResult, LevelSummary, write_json};
 use super::schedule::{
-    LevelPlan, LiveLevel, Requests, Schedule, gamma_arrivals, run_level, trace_arrivals,
+    LevelPlan, LevelRun, LiveLevel, Requests, Schedule, gamma_arrivals, run_level, trace_arrivals,
 };
 use super::settings::{BenchSettings, DatasetKind, Driver};
 use super::tokenize::TokenCounter;
-use super::{BenchError, body, metrics, scrape, vllm_driver};
+use super::uncertainty::{self, BenchIntervals, LevelIntervals};
+use super::{BenchError, body, metrics, repeats, scrape, vllm_driver};
 use crate::steps::io::{Provenance, ServiceInfo, StepIo};
 
 /// Everything a sweep needs besides its settings (built from `StepIo` or ad-hoc arguments).
@@ -188,6 +189,7 @@ pub async fn run_sweep(
         preconnect_url: format!("{}/v1/models", ctx.base),
     })?;
     let mut levels = Vec::new();
+    let mut intervals = BenchIntervals::new(settings.seed);
     let mut failure = None;
     for &c in &settings.concurrency {
         if ctx.cancel.is_cancelled() {
@@ -195,12 +197,18 @@ pub async fn run_sweep(
         }
         let (schedule, mode) = schedule_for(settings, &prompts);
         let fp = level_fingerprint(&prompts_fp, c, &schedule);
-        let mut result = match settings.driver {
+        let (mut result, durations) = match settings.driver {
             Driver::Native => native_level(settings, ctx, &client, &requests, c, &schedule).await?,
             Driver::Vllm => {
-                vllm_driver::run_level(settings, ctx, &prompts, c, tokenizer.as_deref()).await?
+                let r = vllm_driver::run_level(settings, ctx, &prompts, c, tokenizer.as_deref())
+                    .await?;
+                let d = vec![r.duration];
+                (r, d)
             }
         };
+        intervals
+            .levels
+            .push(level_intervals(settings.seed, &result, &durations).await);
         result.metadata = meta.clone();
         result.mode = mode.to_string();
         result.workload_fingerprint = fp;
@@ -229,10 +237,26 @@ pub async fn run_sweep(
     levels.sort_by_key(|l| l.max_concurrency);
     let summary = BenchSummary::new(meta, levels);
     write_json(&ctx.out_dir.join("summary.json"), &summary)?;
+    intervals.levels.sort_by_key(|l| l.max_concurrency);
+    intervals.write(&ctx.out_dir).map_err(|e| BenchError::Io {
+        path: ctx.out_dir.join(uncertainty::FILE),
+        source: e,
+    })?;
     match failure {
         Some(e) if settings.on_level_failure == super::OnLevelFailure::Stop => Err(e),
         _ => Ok(summary),
     }
+}
+
+/// The level's bootstrap intervals (`uncertainty.rs`), computed off the async threads.
+async fn level_intervals(seed: u64, result: &LevelResult, durations: &[f64]) -> LevelIntervals {
+    let runs = uncertainty::runs_of(&result.requests, durations);
+    let c = result.max_concurrency;
+    tokio::task::spawn_blocking(move || {
+        uncertainty::level_intervals(c, &runs, seed, uncertainty::RESAMPLES)
+    })
+    .await
+    .expect("the bootstrap does not panic")
 }
 
 fn is_failed(settings: &BenchSettings, r: &LevelResult) -> bool {
@@ -297,11 +321,7 @@ async fn native_level(
     requests: &Arc<Requests>,
     c: u32,
     schedule: &Schedule,
-) -> Result<LevelResult, BenchError> {
-    let bar = &ctx.progress;
-    let live = Arc::new(LiveLevel::default());
-    let total = u64::from(settings.prompts_per_level);
-    bar.set_message(live.line(c, total, 0));
+) -> Result<(LevelResult, Vec<f64>), BenchError> {
     let stop = CancellationToken::new();
     let scraper = settings.scrape_metrics.then(|| {
         tokio::spawn(scrape::run(
@@ -310,6 +330,78 @@ async fn native_level(
             stop.clone(),
         ))
     });
+    let mut runs = Vec::new();
+    let mut failure = None;
+    for repeat in 0..settings.repeats {
+        match native_repeat(settings, ctx, client, requests, (c, repeat), schedule).await {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    stop.cancel();
+    let server_metrics = match scraper {
+        Some(h) => h.await.ok(),
+        None => None,
+    };
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let durations: Vec<f64> = runs.iter().map(|r| r.duration_s).collect();
+    let run = repeats::pool(runs);
+    let m = metrics::compute(&run.records, run.duration_s, settings.slo.as_ref());
+    let send_lag = LagStats::from_seconds(run.records.iter().map(|r| r.send_lag_s()));
+    let loop_lag = LagStats::from_seconds(run.loop_lag_s.iter().map(|&v| f64::from(v)));
+    let limit = settings.kept_up_threshold_ms;
+    Ok((
+        LevelResult {
+            metadata: metadata::pending(),
+            date: crate::time::now_compact(),
+            backend: settings.endpoint.vllm_backend().to_string(),
+            label: settings.label.clone(),
+            model_id: ctx.model.clone(),
+            tokenizer_id: settings.tokenizer.as_ref().map(|p| p.display().to_string()),
+            num_prompts: run.records.len() as u64,
+            request_rate: settings.request_rate,
+            burstiness: settings.burstiness,
+            max_concurrency: c,
+            duration: run.duration_s,
+            start_unix_s: Some(run.start_unix_s),
+            client_kept_up: Some(send_lag.p99_ms <= limit && loop_lag.p99_ms <= limit),
+            send_lag: Some(send_lag),
+            event_loop_lag: Some(loop_lag),
+            warmup: (settings.warmup * settings.repeats, run.warmup_failed as u64),
+            errors: ErrorBreakdown::of(&run.records),
+            preopened_connections: Some(run.preopened_connections),
+            metrics: m,
+            driver: "native".into(),
+            mode: String::new(),
+            workload_fingerprint: String::new(),
+            level_failed: false,
+            requests: run.records,
+            save_detailed: settings.save_detailed,
+            server_metrics,
+        },
+        durations,
+    ))
+}
+
+/// One run of a level (warmup, connection set-up, the measured requests) with its progress line.
+async fn native_repeat(
+    settings: &BenchSettings,
+    ctx: &SweepContext,
+    client: &Client,
+    requests: &Arc<Requests>,
+    (c, repeat): (u32, u32),
+    schedule: &Schedule,
+) -> Result<LevelRun, BenchError> {
+    let bar = &ctx.progress;
+    let live = Arc::new(LiveLevel::default());
+    let total = u64::from(settings.prompts_per_level);
+    bar.set_message(live.line(c, total, 0));
+    let stop = CancellationToken::new();
     let ticker = tokio::spawn(live_progress(
         live.clone(),
         client.live_chunks.clone(),
@@ -317,6 +409,11 @@ async fn native_level(
         (c, total),
         stop.clone(),
     ));
+    let id_prefix = if settings.repeats > 1 {
+        format!("forge-c{c}-r{repeat}-")
+    } else {
+        format!("forge-c{c}-")
+    };
     let run = run_level(LevelPlan {
         client,
         requests,
@@ -324,7 +421,7 @@ async fn native_level(
         concurrency: c,
         schedule,
         warmup: settings.warmup,
-        id_prefix: format!("forge-c{c}-"),
+        id_prefix,
         cancel: &ctx.cancel,
         live: &live,
     })
@@ -332,43 +429,7 @@ async fn native_level(
     stop.cancel();
     let _ = ticker.await;
     bar.set_message(live.line(c, total, client.live_chunks.load(Ordering::Relaxed)));
-    let server_metrics = match scraper {
-        Some(h) => h.await.ok(),
-        None => None,
-    };
-    let run = run?;
-    let m = metrics::compute(&run.records, run.duration_s, settings.slo.as_ref());
-    let send_lag = LagStats::from_seconds(run.records.iter().map(|r| r.send_lag_s()));
-    let loop_lag = LagStats::from_seconds(run.loop_lag_s.iter().map(|&v| f64::from(v)));
-    let limit = settings.kept_up_threshold_ms;
-    Ok(LevelResult {
-        metadata: metadata::pending(),
-        date: crate::time::now_compact(),
-        backend: settings.endpoint.vllm_backend().to_string(),
-        label: settings.label.clone(),
-        model_id: ctx.model.clone(),
-        tokenizer_id: settings.tokenizer.as_ref().map(|p| p.display().to_string()),
-        num_prompts: run.records.len() as u64,
-        request_rate: settings.request_rate,
-        burstiness: settings.burstiness,
-        max_concurrency: c,
-        duration: run.duration_s,
-        start_unix_s: Some(run.start_unix_s),
-        client_kept_up: Some(send_lag.p99_ms <= limit && loop_lag.p99_ms <= limit),
-        send_lag: Some(send_lag),
-        event_loop_lag: Some(loop_lag),
-        warmup: (settings.warmup, run.warmup_failed as u64),
-        errors: ErrorBreakdown::of(&run.records),
-        preopened_connections: Some(run.preopened_connections),
-        metrics: m,
-        driver: "native".into(),
-        mode: String::new(),
-        workload_fingerprint: String::new(),
-        level_failed: false,
-        requests: run.records,
-        save_detailed: settings.save_detailed,
-        server_metrics,
-    })
+    run
 }
 
 /// Refresh the step's progress line twice a second while a level runs (the bar is hidden when

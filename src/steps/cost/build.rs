@@ -8,6 +8,7 @@ use super::settings::{CostSettings, PriceTier};
 use crate::results::bench::BenchSummary;
 use crate::results::cost::*;
 use crate::results::eval::Retention;
+use crate::steps::bench::uncertainty::{BenchIntervals, Interval};
 
 /// Everything the cost model reads, already loaded and checked.
 #[derive(Debug, Clone)]
@@ -20,6 +21,8 @@ pub struct LoadedInputs {
     pub prices: Vec<ApiPrice>,
     /// The pricing files read.
     pub pricing_files: Vec<String>,
+    /// Each bench label's `intervals.json`, where its bench wrote one.
+    pub intervals: BTreeMap<String, BenchIntervals>,
 }
 
 /// Builds both result files. `metadata` is the provenance object both carry; `origin` names the
@@ -33,7 +36,13 @@ pub fn build(
     let labels: BTreeMap<String, LabelCost> = inputs
         .bench
         .iter()
-        .map(|(label, (file, summary))| (label.clone(), label_cost(settings, file, summary)))
+        .map(|(label, (file, summary))| {
+            let intervals = inputs.intervals.get(label);
+            (
+                label.clone(),
+                label_cost(settings, (file, summary), intervals),
+            )
+        })
         .collect();
     let (candidate_file, candidate_summary) = inputs
         .bench
@@ -95,13 +104,25 @@ fn slo(settings: &CostSettings) -> LatencySlo {
     }
 }
 
-fn point(
-    settings: &CostSettings,
-    file: &str,
-    summary: &BenchSummary,
-    index: usize,
+/// A bench label's result files as the cost model reads them: the summary's path, the summary,
+/// and its intervals when written.
+type Bench<'a> = (&'a str, &'a BenchSummary, Option<&'a BenchIntervals>);
+
+/// $/1M output over the level's throughput interval: $/1M falls as throughput rises, so the
+/// interval's ends map to the other ends (`Interval::map_monotone`).
+fn per_million_interval(
+    intervals: Option<&BenchIntervals>,
+    concurrency: u32,
+    hourly: f64,
     utilization: f64,
-) -> CostPoint {
+) -> Option<Interval> {
+    let throughput = intervals?.level(concurrency)?.output_throughput?;
+    (throughput.lo > 0.0)
+        .then(|| throughput.map_monotone(|t| math::usd_per_million(hourly, t, utilization)))
+}
+
+fn point(settings: &CostSettings, bench: Bench, index: usize, utilization: f64) -> CostPoint {
+    let (file, summary, intervals) = bench;
     let level = &summary.levels[index];
     // read_bench_summary rejected levels without positive throughputs.
     let output = level.output_throughput.unwrap_or(f64::NAN);
@@ -118,10 +139,21 @@ fn point(
         ),
         usd_per_1m_output: math::usd_per_million(hourly, output, utilization),
         usd_per_1m_total: math::usd_per_million(hourly, total, utilization),
+        usd_per_1m_output_interval: per_million_interval(
+            intervals,
+            level.max_concurrency,
+            hourly,
+            utilization,
+        ),
     }
 }
 
-fn label_cost(settings: &CostSettings, file: &str, summary: &BenchSummary) -> LabelCost {
+fn label_cost(
+    settings: &CostSettings,
+    (file, summary): (&str, &BenchSummary),
+    intervals: Option<&BenchIntervals>,
+) -> LabelCost {
+    let bench: Bench = (file, summary, intervals);
     let lat = latency(summary);
     let slo = slo(settings);
     let peak = math::peak(&lat).expect("read_bench_summary rejects an empty sweep");
@@ -132,13 +164,14 @@ fn label_cost(settings: &CostSettings, file: &str, summary: &BenchSummary) -> La
         .zip(&lat)
         .enumerate()
         .map(|(index, (level, l))| {
-            let p = point(settings, file, summary, index, headline_u);
+            let p = point(settings, bench, index, headline_u);
             LevelCost {
                 max_concurrency: level.max_concurrency,
                 output_throughput: p.output_throughput.value,
                 total_token_throughput: p.total_token_throughput.value,
                 usd_per_1m_output: p.usd_per_1m_output,
                 usd_per_1m_total: p.usd_per_1m_total,
+                usd_per_1m_output_interval: p.usd_per_1m_output_interval,
                 p99_ttft_ms: level.p99_ttft_ms,
                 p99_tpot_ms: level.p99_tpot_ms,
                 meets_slo: slo.is_met_by(l),
@@ -149,20 +182,13 @@ fn label_cost(settings: &CostSettings, file: &str, summary: &BenchSummary) -> La
         .collect();
     LabelCost {
         bench_file: file.to_string(),
-        headline: point(settings, file, summary, peak, headline_u),
-        sensitivity: point(
-            settings,
-            file,
-            summary,
-            peak,
-            settings.utilization.sensitivity,
-        ),
-        slo: math::cheapest_meeting_slo(&lat, slo)
-            .map(|i| point(settings, file, summary, i, headline_u)),
+        headline: point(settings, bench, peak, headline_u),
+        sensitivity: point(settings, bench, peak, settings.utilization.sensitivity),
+        slo: math::cheapest_meeting_slo(&lat, slo).map(|i| point(settings, bench, i, headline_u)),
         levels,
         utilization_curve: math::utilization_curve()
             .into_iter()
-            .map(|u| point(settings, file, summary, peak, u))
+            .map(|u| point(settings, bench, peak, u))
             .collect(),
     }
 }
@@ -177,6 +203,7 @@ fn summary_of(settings: &CostSettings, label: &LabelCost, p: &CostPoint) -> Cost
         utilization: p.utilization,
         usd_per_1m_output: p.usd_per_1m_output,
         usd_per_1m_total: p.usd_per_1m_total,
+        usd_per_1m_output_interval: p.usd_per_1m_output_interval,
         capacity_tokens_per_month: math::monthly_capacity(
             p.total_token_throughput.value * p.utilization,
             settings.hours_per_month,

@@ -17,6 +17,7 @@ pub use settings::CostSettings;
 
 use crate::results::cost::CostMetadata;
 use crate::results::metadata::Metadata;
+use crate::steps::bench::uncertainty::{BenchIntervals, IntervalsError};
 use crate::steps::io::{Provenance, StepIo};
 use build::LoadedInputs;
 use inputs::InputError;
@@ -41,6 +42,9 @@ pub enum CostError {
     /// A pricing file is missing or unusable.
     #[error(transparent)]
     Pricing(#[from] PricingError),
+    /// A bench's `intervals.json` exists but is unusable.
+    #[error(transparent)]
+    Intervals(#[from] IntervalsError),
     /// The bench results were measured on another GPU than the one priced.
     #[error(
         "cost step `{step}`: `{file}` ({label}) was measured on {measured}, but the price is for {priced}\nhint: price the GPU that was measured (`gpu_name` and `gpu_hourly_usd` in the profile), or declare the profile a rehearsal (`rehearsal = true`) if these figures are not meant to decide anything"
@@ -109,9 +113,15 @@ pub async fn run_step(s: &CostSettings, io: &StepIo) -> Result<CostReport, CostE
 /// Loads and checks every input the settings name (paths relative to `workspace`).
 pub fn load(s: &CostSettings, workspace: &Path) -> Result<LoadedInputs, CostError> {
     let mut bench = BTreeMap::new();
+    let mut intervals = BTreeMap::new();
     for (label, path) in &s.bench {
         let full = workspace.join(path);
         let summary = inputs::read_bench_summary(&full)?;
+        // `intervals.json` lies beside `summary.json`; results from before it existed have none.
+        let dir = full.parent().unwrap_or(Path::new("."));
+        if let Some(i) = BenchIntervals::read(dir)? {
+            intervals.insert(label.clone(), i);
+        }
         if label == &s.candidate {
             let output: u64 = summary.levels.iter().map(|l| l.total_output_tokens).sum();
             if output == 0 {
@@ -140,6 +150,7 @@ pub fn load(s: &CostSettings, workspace: &Path) -> Result<LoadedInputs, CostErro
         retention,
         prices,
         pricing_files: files.iter().map(|f| f.display().to_string()).collect(),
+        intervals,
     })
 }
 

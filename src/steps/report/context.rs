@@ -51,6 +51,8 @@ pub struct ReportContext {
     pub gate_warning: Option<String>,
     /// Which rehearsal gated these results.
     pub gated_by: Option<String>,
+    /// The bench intervals and where they are too wide to decide (empty without intervals).
+    pub uncertainty: super::uncertainty::Uncertainty,
 }
 
 /// The headline answer's figures.

@@ -7,6 +7,7 @@ pub mod format;
 pub mod gate;
 pub mod server;
 pub mod tiers;
+pub mod uncertainty;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use serde::Deserialize;
 
 use crate::results::cost::CostFile;
 use crate::steps::bench::server_view;
+use crate::steps::bench::uncertainty::{BenchIntervals, IntervalsError};
 use crate::steps::charts::read_comparison;
 use crate::steps::charts::server_data::file_stem;
 use crate::steps::charts::settings::level_files;
@@ -109,6 +111,9 @@ pub enum ReportError {
     /// An input file is missing or unusable.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// A bench's `intervals.json` exists but is unusable.
+    #[error(transparent)]
+    Intervals(#[from] IntervalsError),
     /// The cost files are missing or unusable.
     #[error("cannot use `{path}`: {message}\nhint: run the cost step first")]
     Cost {
@@ -234,6 +239,7 @@ pub fn build_context(
         message: e.to_string(),
     })?;
     let mut bench = Vec::new();
+    let mut intervals = BTreeMap::new();
     let mut server = Vec::new();
     let mut inputs = vec![
         ("cost".to_string(), link(&cost_file)),
@@ -262,6 +268,11 @@ pub fn build_context(
             .as_deref()
             .and_then(|dir| chart_ref(workspace, dir, &file_stem(label), &link));
         server.push(server::server_table(label, &summary, &sweep, chart));
+        let dir = workspace.join(path);
+        let dir = dir.parent().unwrap_or(workspace);
+        if let Some(i) = BenchIntervals::read(dir)? {
+            intervals.insert(label.clone(), i);
+        }
         bench.push((label.clone(), link(path), summary));
     }
     let retention = match &s.retention {
@@ -282,6 +293,7 @@ pub fn build_context(
         retention,
     };
     let headline = context::headline(&sources, s.headline_api.as_deref());
+    let headline_api_name = s.headline_api.clone();
     let headline_api = headline.api.clone();
     Ok(ReportContext {
         title: s.title.clone(),
@@ -311,6 +323,7 @@ pub fn build_context(
         rehearsal: sources.cost.rehearsal.clone(),
         gate_warning: gate.warning,
         gated_by: gate.gated_by,
+        uncertainty: uncertainty::build(&sources, &intervals, headline_api_name.as_deref()),
     })
 }
 
@@ -387,3 +400,5 @@ fn render(name: &str, source: &str, ctx: &ReportContext) -> Result<String, Repor
 mod server_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod uncertainty_tests;
