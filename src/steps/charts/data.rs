@@ -1,11 +1,17 @@
 //! Chart-data shaping: result files in, plain series out (pure; `render.rs` draws them).
 
+use std::collections::BTreeMap;
+
 use crate::results::bench::BenchSummary;
 use crate::results::cost::ComparisonFile;
 use crate::results::eval::Retention;
 use crate::results::metadata::{Metadata, short_sha};
 
 use super::settings::RooflineSettings;
+use crate::steps::bench::uncertainty::{BenchIntervals, Interval, LevelIntervals};
+
+/// Each bench label's `intervals.json`, where its bench wrote one.
+pub type Intervals = BTreeMap<String, BenchIntervals>;
 
 /// A line series on a concurrency axis.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +26,9 @@ pub struct Line {
     pub dashed: bool,
     /// Draw point markers (measured data) or not (a model line).
     pub markers: bool,
+    /// Error bars, (concurrency, low, high): the level's 95 % interval, where its bench wrote
+    /// `intervals.json`; empty otherwise.
+    pub bars: Vec<(f64, f64, f64)>,
 }
 
 /// A chart of lines against concurrency (log2 axis).
@@ -149,6 +158,7 @@ fn metas(bench: &[(String, BenchSummary)]) -> Vec<(&str, &Metadata)> {
 /// whole batch; KV-cache reads are ignored, so it is an upper bound), clipped at the axis top.
 pub fn throughput(
     bench: &[(String, BenchSummary)],
+    intervals: &Intervals,
     roofline: Option<&RooflineSettings>,
     title: &str,
 ) -> LineChart {
@@ -164,13 +174,19 @@ pub fn throughput(
                     .map(|t| (f64::from(l.max_concurrency), t))
             })
             .collect();
-        measured_max = points.iter().map(|p| p.1).fold(measured_max, f64::max);
+        let bars = bars(intervals.get(label), |l| l.output_throughput.as_ref());
+        measured_max = points
+            .iter()
+            .map(|p| p.1)
+            .chain(bars.iter().map(|b| b.2))
+            .fold(measured_max, f64::max);
         lines.push(Line {
             name: format!("{label} measured"),
             points,
             colour,
             dashed: false,
             markers: true,
+            bars,
         });
     }
     let ceilings: Vec<(usize, String, f64)> = roofline
@@ -205,15 +221,45 @@ pub fn throughput(
             colour,
             dashed: true,
             markers: false,
+            bars: Vec::new(),
         });
     }
+    let caption = with_bars_note(caption(&metas(bench)), &lines);
     LineChart {
         title: title.to_string(),
         y_label: "output throughput (tokens/s)".into(),
         lines,
         levels,
         y_max,
-        caption: caption(&metas(bench)),
+        caption,
+    }
+}
+
+/// A line's error bars from a label's intervals: one per level with a value for `figure`.
+fn bars(
+    intervals: Option<&BenchIntervals>,
+    figure: impl Fn(&LevelIntervals) -> Option<&Interval>,
+) -> Vec<(f64, f64, f64)> {
+    intervals
+        .map(|i| {
+            i.levels
+                .iter()
+                .filter_map(|l| {
+                    let iv = figure(l)?;
+                    (iv.lo.is_finite() && iv.hi.is_finite())
+                        .then(|| (f64::from(l.max_concurrency), iv.lo, iv.hi))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The caption, saying what the error bars are when a line has any.
+fn with_bars_note(caption: String, lines: &[Line]) -> String {
+    if lines.iter().any(|l| !l.bars.is_empty()) {
+        format!("{caption} | bars: 95 % bootstrap intervals (intervals.json)")
+    } else {
+        caption
     }
 }
 
@@ -241,7 +287,12 @@ pub enum Latency {
 }
 
 /// Charts 2 and 3: p50 (solid) and p99 (dashed) per label.
-pub fn latency(bench: &[(String, BenchSummary)], which: Latency, title: &str) -> LineChart {
+pub fn latency(
+    bench: &[(String, BenchSummary)],
+    intervals: &Intervals,
+    which: Latency,
+    title: &str,
+) -> LineChart {
     let mut lines = Vec::new();
     let mut top: f64 = 0.0;
     for (colour, (label, summary)) in bench.iter().enumerate() {
@@ -259,13 +310,24 @@ pub fn latency(bench: &[(String, BenchSummary)], which: Latency, title: &str) ->
                     v.map(|v| (f64::from(l.max_concurrency), v))
                 })
                 .collect();
-            top = points.iter().map(|p| p.1).fold(top, f64::max);
+            let bars = bars(intervals.get(label), |l| match (which, dashed) {
+                (Latency::Ttft, false) => l.p50_ttft_ms.as_ref(),
+                (Latency::Ttft, true) => l.p99_ttft_ms.as_ref(),
+                (Latency::Tpot, false) => l.p50_tpot_ms.as_ref(),
+                (Latency::Tpot, true) => l.p99_tpot_ms.as_ref(),
+            });
+            top = points
+                .iter()
+                .map(|p| p.1)
+                .chain(bars.iter().map(|b| b.2))
+                .fold(top, f64::max);
             lines.push(Line {
                 name: format!("{label} {pct}"),
                 points,
                 colour,
                 dashed,
                 markers: true,
+                bars,
             });
         }
     }
@@ -273,13 +335,14 @@ pub fn latency(bench: &[(String, BenchSummary)], which: Latency, title: &str) ->
         Latency::Ttft => "time to first token (ms)",
         Latency::Tpot => "time per output token (ms)",
     };
+    let caption = with_bars_note(caption(&metas(bench)), &lines);
     LineChart {
         title: title.to_string(),
         y_label: y_label.into(),
         lines,
         levels: levels(bench),
         y_max: nice_top(top * 1.1),
-        caption: caption(&metas(bench)),
+        caption,
     }
 }
 

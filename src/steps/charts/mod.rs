@@ -18,6 +18,7 @@ pub use settings::ChartsSettings;
 use crate::results::bench::BenchSummary;
 use crate::results::cost::ComparisonFile;
 use crate::steps::bench::server_view;
+use crate::steps::bench::uncertainty::{BenchIntervals, IntervalsError};
 use crate::steps::cost::inputs::{self, InputError};
 use crate::steps::io::StepIo;
 use data::{BarChart, LineChart, RetentionChart};
@@ -49,6 +50,9 @@ pub enum ChartsError {
     /// A bench or retention file is missing or unusable.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// A bench's `intervals.json` exists but is unusable.
+    #[error(transparent)]
+    Intervals(#[from] IntervalsError),
     /// `comparison.json` is missing or unusable.
     #[error(
         "cannot use `{path}`: {message}\nhint: run the cost step first, or drop `cost` from the charts settings"
@@ -155,25 +159,45 @@ pub fn shape(s: &ChartsSettings, workspace: &Path, step: &str) -> Result<Shaped,
         })?;
     let mut bench: Vec<(String, BenchSummary)> = Vec::new();
     let mut sweeps = Vec::new();
+    let mut intervals = data::Intervals::new();
     for (label, path) in &s.bench {
         let path = workspace.join(path);
         let summary = inputs::read_bench_summary(&path)?;
         sweeps.push(server_view::read_sweep(&path, &summary)?);
+        // `intervals.json` beside the summary; results from before Forge drew intervals have none.
+        if let Some(i) = BenchIntervals::read(path.parent().unwrap_or(workspace))? {
+            intervals.insert(label.clone(), i);
+        }
         bench.push((label.clone(), summary));
     }
     let t = &s.titles;
     let mut charts = vec![
         (
             "throughput".to_string(),
-            Chart::Lines(data::throughput(&bench, s.roofline.as_ref(), &t.throughput)),
+            Chart::Lines(data::throughput(
+                &bench,
+                &intervals,
+                s.roofline.as_ref(),
+                &t.throughput,
+            )),
         ),
         (
             "ttft".to_string(),
-            Chart::Lines(data::latency(&bench, data::Latency::Ttft, &t.ttft)),
+            Chart::Lines(data::latency(
+                &bench,
+                &intervals,
+                data::Latency::Ttft,
+                &t.ttft,
+            )),
         ),
         (
             "tpot".to_string(),
-            Chart::Lines(data::latency(&bench, data::Latency::Tpot, &t.tpot)),
+            Chart::Lines(data::latency(
+                &bench,
+                &intervals,
+                data::Latency::Tpot,
+                &t.tpot,
+            )),
         ),
     ];
     let mut banner = None;

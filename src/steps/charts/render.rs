@@ -139,6 +139,13 @@ pub fn line_chart<DB: DrawingBackend>(
                 .draw_series(points.iter().map(|p| Circle::new(*p, 4, fill)))
                 .map_err(err)?;
         }
+        // The level's 95 % interval around its point, capped, in the line's colour.
+        let bars = line.bars.iter().filter_map(|&(c, lo, hi)| {
+            let (_, y) = line.points.iter().find(|p| p.0 == c)?;
+            let bar_style = colour(line.colour).stroke_width(2);
+            Some(ErrorBar::new_vertical(log2(c), lo, *y, hi, bar_style, 10))
+        });
+        chart.draw_series(bars).map_err(err)?;
     }
     draw_legend(&legend, &data.lines)?;
     root.present().map_err(err)

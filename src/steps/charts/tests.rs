@@ -288,3 +288,118 @@ fn crafted_summaries_without_level_files_skip_the_server_view_with_a_note() {
          c=8: no `c8.json` next to the summary"
     );
 }
+
+/// The fixture summaries copied into `dir`, with an `intervals.json` beside awq's only.
+fn fixtures_with_awq_intervals(dir: &std::path::Path) -> ChartsSettings {
+    use crate::steps::bench::uncertainty::{BenchIntervals, Interval, LevelIntervals};
+    for label in ["awq", "bf16"] {
+        let to = dir.join("bench").join(label);
+        std::fs::create_dir_all(&to).expect("mkdir");
+        std::fs::copy(
+            crate_root().join(format!(
+                "tests/fixtures/results/m1-rehearsal/bench/{label}/summary.json"
+            )),
+            to.join("summary.json"),
+        )
+        .expect("copy summary");
+    }
+    let mut intervals = BenchIntervals::new(0);
+    let iv = |estimate, lo, hi| Some(Interval { estimate, lo, hi });
+    intervals.levels.push(LevelIntervals {
+        max_concurrency: 2,
+        repeats: 3,
+        requests: 48,
+        repeat_durations_s: vec![10.0, 11.0, 12.0],
+        output_throughput: iv(95.07, 80.0, 300.0),
+        p50_ttft_ms: iv(100.0, 90.0, 120.0),
+        p99_ttft_ms: None,
+        p50_tpot_ms: None,
+        p99_tpot_ms: None,
+    });
+    intervals
+        .write(&dir.join("bench/awq"))
+        .expect("write intervals");
+    toml::from_str(
+        r#"bench = { awq = "bench/awq/summary.json", bf16 = "bench/bf16/summary.json" }"#,
+    )
+    .expect("settings parse")
+}
+
+#[test]
+fn intervals_beside_a_summary_become_error_bars_said_in_the_caption() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = fixtures_with_awq_intervals(dir.path());
+    let charts = shape(&s, dir.path(), "charts").expect("shapes").charts;
+    let Chart::Lines(throughput) = &charts[0].1 else {
+        panic!("line chart")
+    };
+    assert_eq!(throughput.lines[0].name, "awq measured");
+    assert_eq!(throughput.lines[0].bars, vec![(2.0, 80.0, 300.0)]);
+    assert!(
+        throughput.lines[1].bars.is_empty(),
+        "bf16 wrote no intervals"
+    );
+    assert!(throughput.y_max >= 300.0, "the axis holds the whole bar");
+    assert!(
+        throughput
+            .caption
+            .ends_with("bars: 95 % bootstrap intervals (intervals.json)"),
+        "{}",
+        throughput.caption
+    );
+    let Chart::Lines(ttft) = &charts[1].1 else {
+        panic!("line chart")
+    };
+    let bars: Vec<(&str, usize)> = ttft
+        .lines
+        .iter()
+        .map(|l| (l.name.as_str(), l.bars.len()))
+        .collect();
+    assert_eq!(
+        bars,
+        [
+            ("awq p50", 1),
+            ("awq p99", 0),
+            ("bf16 p50", 0),
+            ("bf16 p99", 0)
+        ]
+    );
+    let Chart::Lines(tpot) = &charts[2].1 else {
+        panic!("line chart")
+    };
+    assert!(tpot.lines.iter().all(|l| l.bars.is_empty()));
+    assert!(!tpot.caption.contains("bars:"), "no bars, no note");
+    // Without the file the same summaries chart exactly as before.
+    std::fs::remove_file(dir.path().join("bench/awq/intervals.json")).expect("rm");
+    let plain = shape(&s, dir.path(), "charts").expect("shapes").charts;
+    let Chart::Lines(before) = &plain[0].1 else {
+        panic!("line chart")
+    };
+    assert!(before.lines.iter().all(|l| l.bars.is_empty()));
+    assert!(!before.caption.contains("bars:"));
+}
+
+#[tokio::test]
+async fn error_bars_are_drawn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = fixtures_with_awq_intervals(dir.path());
+    let io = |out: &std::path::Path| StepIo {
+        workspace: dir.path().to_path_buf(),
+        ..step_io("charts", dir.path(), vec![out.to_path_buf()])
+    };
+    let out = dir.path().join("with");
+    run_step(&s, &io(&out)).await.expect("charts render");
+    let with = std::fs::read_to_string(out.join("throughput.svg")).expect("svg");
+    std::fs::remove_file(dir.path().join("bench/awq/intervals.json")).expect("rm");
+    let out = dir.path().join("without");
+    run_step(&s, &io(&out)).await.expect("charts render");
+    let without = std::fs::read_to_string(out.join("throughput.svg")).expect("svg");
+    // One bar: a vertical line and two caps, in awq's colour.
+    let count = |svg: &str| svg.matches("<line").count() + svg.matches("<polyline").count();
+    assert!(
+        count(&with) >= count(&without) + 3,
+        "{} vs {} line elements",
+        count(&with),
+        count(&without)
+    );
+}
