@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod cost;
 pub mod eval;
+pub mod intervals;
 pub mod metadata;
 
 use std::path::{Path, PathBuf};

@@ -90,6 +90,7 @@ impl ChartsSettings {
     pub fn reads(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = self.bench.values().cloned().collect();
         out.extend(self.bench.values().map(|p| level_files(p)));
+        out.extend(self.bench.values().map(|p| intervals_file(p)));
         out.extend(self.retention.iter().cloned());
         out.extend(self.cost.iter().cloned());
         out
@@ -127,6 +128,14 @@ impl ChartsSettings {
         }
         Ok(())
     }
+}
+
+/// The `intervals.json` beside a bench `summary.json` (absent in results from before intervals).
+pub fn intervals_file(summary: &std::path::Path) -> PathBuf {
+    summary
+        .parent()
+        .unwrap_or(std::path::Path::new(""))
+        .join("intervals.json")
 }
 
 /// The level files (`c<N>.json`) beside a bench `summary.json`, as a glob the step's key expands.

@@ -143,10 +143,16 @@ fn point_eight() -> f64 {
 }
 
 impl CostSettings {
-    /// What these settings make the step read: the pricing files, bench summaries, retention.
+    /// What these settings make the step read: the pricing files, bench summaries and the
+    /// `intervals.json` beside each, retention.
     pub fn reads(&self) -> Vec<PathBuf> {
         let mut out = self.pricing.clone();
         out.extend(self.bench.values().cloned());
+        out.extend(
+            self.bench
+                .values()
+                .map(|p| crate::steps::charts::settings::intervals_file(p)),
+        );
         out.extend(self.retention.iter().cloned());
         out
     }

@@ -19,7 +19,7 @@ use crate::steps::bench::server_view;
 use crate::steps::bench::uncertainty::{BenchIntervals, IntervalsError};
 use crate::steps::charts::read_comparison;
 use crate::steps::charts::server_data::file_stem;
-use crate::steps::charts::settings::level_files;
+use crate::steps::charts::settings::{intervals_file, level_files};
 use crate::steps::cost::inputs::{self, InputError};
 use crate::steps::io::StepIo;
 use charts::{chart_ref, charts};
@@ -38,6 +38,7 @@ impl ReportSettings {
         let mut out = vec![self.cost.clone()];
         out.extend(self.bench.values().cloned());
         out.extend(self.bench.values().map(|p| level_files(p)));
+        out.extend(self.bench.values().map(|p| intervals_file(p)));
         out.extend(self.retention.iter().cloned());
         out.extend(self.charts.iter().cloned());
         out.extend(self.gate.iter().cloned());
