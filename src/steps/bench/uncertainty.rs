@@ -12,7 +12,6 @@
 //! nothing about run-to-run drift (a fixed output length makes the throughput interval a point),
 //! which is why the paid profiles run 3 repeats.
 
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
