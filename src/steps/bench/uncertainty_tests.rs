@@ -194,7 +194,7 @@ fn the_file_round_trips_and_a_missing_file_is_none() {
     std::fs::write(dir.path().join(FILE), "{").unwrap();
     let err = BenchIntervals::read(dir.path()).unwrap_err().to_string();
     assert!(
-        err.contains("intervals.json") && err.contains("not a valid intervals file"),
+        err.contains("intervals.json") && err.contains("not a valid bench intervals.json"),
         "{err}"
     );
 }

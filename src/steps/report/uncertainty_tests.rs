@@ -124,7 +124,8 @@ rehearsal = true
     .expect_err("unusable intervals")
     .to_string();
     assert!(
-        err.contains("bench/bf16/intervals.json") && err.contains("not a valid intervals file"),
+        err.contains("bench/bf16/intervals.json")
+            && err.contains("not a valid bench intervals.json"),
         "{err}"
     );
 }
