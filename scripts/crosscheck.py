@@ -15,6 +15,13 @@ one in round 1 of docs/bench.md
 (load average ~19: vLLM's own client moved 55 % in TTFT and 2x in TPOT between two runs); such a
 failure names the level and figure, and a rerun on a quiet machine tells noise from a real
 divergence. The tolerances can be changed with --ttft-tolerance and --tpot-tolerance.
+
+`--again VLLM2 NATIVE2` adds a second pair run in reverse order (native, vllm, vllm, native: ABBA).
+Each driver's median TTFT and TPOT is then the mean of its two runs, so a server whose speed
+drifts steadily over the four runs drifts out of the comparison (CI, 2026-12-01: one native run at
+c=1 measured median TPOT 80.8 ms against vLLM's 66.2 ms two minutes later, +22 %, while every
+count and the c=4 level agreed: the server had slowed, not the client). Counts and token totals
+must then be equal in all four runs.
 Exit 0 when every check holds, 1 otherwise. Stdlib only.
 """
 
@@ -57,6 +64,27 @@ def levels(directory: Path) -> dict[int, dict[str, Any]]:
     return {int(level["max_concurrency"]): level for level in rows}
 
 
+def pooled(first: dict[int, dict[str, Any]], second: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """One driver's two runs as one: the mean of each median; a count that differs between the
+    runs becomes `a/b`, which then differs from the other driver's and fails."""
+    if first.keys() != second.keys():
+        raise SummaryError(f"the two runs have different levels: {sorted(first)} vs {sorted(second)}")
+    out: dict[int, dict[str, Any]] = {}
+    for c, a in first.items():
+        b = second[c]
+        row = dict(a)
+        for field in EQUAL_FIELDS:
+            if a[field] != b[field]:
+                row[field] = f"{a[field]}/{b[field]}"
+        for field in ("median_ttft_ms", "median_tpot_ms"):
+            row[field] = (float(a[field]) + float(b[field])) / 2
+        errors = dict(a.get("errors") or {})
+        errors.update({f"{name} (second run)": e for name, e in (b.get("errors") or {}).items()})
+        row["errors"] = errors
+        out[c] = row
+    return out
+
+
 def relative(native: float, vllm: float) -> float:
     """(native - vllm) / vllm; 0 when both are 0."""
     if native == vllm:
@@ -97,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("native", type=Path, help="result directory of the native driver")
     ap.add_argument("vllm", type=Path, help="result directory of the vllm driver")
+    ap.add_argument("--again", nargs=2, type=Path, metavar=("VLLM2", "NATIVE2"),
+                    help="a second pair, run in reverse order (ABBA): each driver's medians are the "
+                         "mean of its two runs")
     ap.add_argument("--ttft-tolerance", type=float, default=TTFT_TOLERANCE,
                     help=f"largest relative median TTFT difference (default {TTFT_TOLERANCE})")
     ap.add_argument("--tpot-tolerance", type=float, default=TPOT_TOLERANCE,
@@ -104,6 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         native, vllm = levels(args.native), levels(args.vllm)
+        if args.again:
+            vllm2, native2 = args.again
+            for name, one, two in (("native", native, levels(native2)), ("vllm", vllm, levels(vllm2))):
+                for c in sorted(one):
+                    if c in two:
+                        print(f"{c:>3} {name} runs: median TTFT {float(one[c]['median_ttft_ms']):.2f} / "
+                              f"{float(two[c]['median_ttft_ms']):.2f} ms, median TPOT "
+                              f"{float(one[c]['median_tpot_ms']):.2f} / {float(two[c]['median_tpot_ms']):.2f} ms")
+            native, vllm = pooled(native, levels(native2)), pooled(vllm, levels(vllm2))
     except SummaryError as error:
         print(f"cross-check FAILED: {error}")
         return 1

@@ -587,6 +587,35 @@ class CrosscheckTests(unittest.TestCase):
                 self.assertIn(expected, out.getvalue())
                 self.assertIn("summary.json", out.getvalue())
 
+    def test_abba_pairs_cancel_a_drifting_server_and_still_compare_counts(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = {"n1": [self.level(1, 403.0, 80.8)], "v1": [self.level(1, 365.0, 66.2)],
+                    "v2": [self.level(1, 380.0, 70.0)], "n2": [self.level(1, 350.0, 57.0)],
+                    "n2short": [self.level(1, 350.0, 57.0, completed=31)]}
+            for name, rows in runs.items():
+                Path(tmp, name).mkdir()
+                Path(tmp, name, "summary.json").write_text(json.dumps({"levels": rows}))
+            d = {name: str(Path(tmp, name)) for name in runs}
+
+            def check(*args: str) -> tuple[int, str]:
+                out = io.StringIO()
+                with contextlib.redirect_stdout(out):
+                    code = crosscheck.main(list(args))
+                return code, out.getvalue()
+
+            # One pair: the server slowed between the runs, +22 % TPOT.
+            code, out = check(d["n1"], d["v1"])
+            self.assertEqual(code, 1, out)
+            # ABBA: native (80.8 + 57.0) / 2 = 68.9 vs vllm (66.2 + 70.0) / 2 = 68.1.
+            code, out = check(d["n1"], d["v1"], "--again", d["v2"], d["n2"])
+            self.assertEqual(code, 0, out)
+            self.assertIn("68.90", out)
+            self.assertIn("native runs: median TTFT 403.00 / 350.00 ms", out)
+            # A count that differs between one driver's runs fails.
+            code, out = check(d["n1"], d["v1"], "--again", d["v2"], d["n2short"])
+            self.assertEqual(code, 1, out)
+            self.assertIn("32/31", out)
+
     def test_the_ci_measurement_passes(self) -> None:
         # docs/bench.md, quiet CI machine 2026-11-28.
         code, out = self.run_check(
