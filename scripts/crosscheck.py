@@ -2,7 +2,7 @@
 """Compare two bench result directories (Forge's native driver vs `vllm bench serve`) level by level.
 
 Enforced, per level: completed and failed counts and input/output token totals equal; median
-TPOT within 15 % and median TTFT within 30 % of `vllm bench serve`'s (relative to vLLM's figure).
+TPOT and median TTFT within 30 % of `vllm bench serve`'s (relative to vLLM's figure).
 
 Why these tolerances (the evidence is in docs/bench.md, "Cross-check"): on the quiet 2-core CI
 machine, with the rehearsal's warm-up pass, the two drivers differed by at most 1.2 % in median
@@ -10,7 +10,10 @@ TPOT and 4.5 % in median TTFT (32 prompts, c=1 and c=4). The noise a tolerance m
 how far two runs of the *same* driver drift apart: on a loaded 2-core VM (load average 5-19), warm
 runs of the native client gave median TTFT 93.3 and 115.1 ms at c=1 (23 %) and 278.9 and 340.6 ms
 at c=4 (18 %); both clients' median TPOT stayed within 5 % between runs outside a load spike.
-30 % for TTFT and 15 % for TPOT sit above all of that. They do not cover a load spike like the
+30 % for TTFT sits above all of that. TPOT was held to 15 % until a CI run on 2026-12-01 (ABBA,
+below) measured the same driver's median TPOT at c=4 as 132.0 and 174.6 ms in two runs (32 %) and
+vLLM's client at c=1 as 60.3 and 70.0 ms (16 %): the rehearsal's server on a 2-core VM changes
+speed by that much between runs, so TPOT gets 30 % too. They do not cover a load spike like the
 one in round 1 of docs/bench.md
 (load average ~19: vLLM's own client moved 55 % in TTFT and 2x in TPOT between two runs); such a
 failure names the level and figure, and a rerun on a quiet machine tells noise from a real
@@ -34,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 TTFT_TOLERANCE = 0.30
-TPOT_TOLERANCE = 0.15
+TPOT_TOLERANCE = 0.30
 EQUAL_FIELDS = ("completed", "failed", "total_input_tokens", "total_output_tokens")
 # The summary.json schema this script reads (src/results/mod.rs SCHEMA_VERSION) and the keys of a
 # level row it needs (src/results/bench.rs LevelSummary). A Rust test checks both against the
