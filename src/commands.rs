@@ -99,7 +99,12 @@ fn print_plan(pipeline: &Pipeline, plans: &[StepPlan], lock: &LockFile, json: bo
         pipeline.profile
     );
     let width = plans.iter().map(|p| p.id.len()).max().unwrap_or(4).max(4);
-    let kind_width = plans.iter().map(|p| p.kind.len()).max().unwrap_or(4).max(4);
+    let kind_width = plans
+        .iter()
+        .map(|p| p.kind.name().len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     println!(
         "  {:width$}  {:kind_width$}  {:10}  WHY",
         "STEP", "KIND", "STATUS"
@@ -355,7 +360,7 @@ pub fn show(args: &ShowArgs) -> Result<i32, Failure> {
             );
             continue;
         };
-        println!("{id} ({})", pipeline.steps[id].kind);
+        println!("{id} ({})", pipeline.steps[id].kind());
         println!("  key:      {}", r.key);
         println!(
             "  started:  {}  ({}), exit code {}",

@@ -196,7 +196,7 @@ pub fn mermaid(pipeline: &Pipeline) -> String {
             node(&step.id),
             shape.0,
             step.id,
-            step.kind,
+            step.kind(),
             shape.1
         ));
     }
@@ -215,7 +215,9 @@ pub fn dot(pipeline: &Pipeline) -> String {
         let shape = if step.is_service() { "ellipse" } else { "box" };
         out.push_str(&format!(
             "    \"{}\" [shape={shape}, label=\"{}\\n({})\"];\n",
-            step.id, step.id, step.kind
+            step.id,
+            step.id,
+            step.kind()
         ));
     }
     for step in pipeline.steps.values() {

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::cache::{InputDigest, KeyParts, LockFile, StatCache, travel};
 use crate::manifest::diagnostics::did_you_mean;
-use crate::manifest::{Pipeline, Step};
+use crate::manifest::{Body, Kind, Pipeline, Step};
 
 /// Which steps a run asks for and which it forces.
 #[derive(Debug, Clone, Default)]
@@ -68,7 +68,7 @@ pub struct StepPlan {
     /// The step id.
     pub id: String,
     /// Its kind.
-    pub kind: String,
+    pub kind: Kind,
     /// What will happen.
     pub action: Action,
     /// Why, one line per reason.
@@ -130,11 +130,15 @@ pub fn expand_names(
 
 /// Computes the key parts of `step` from the lock file's upstream records.
 pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatCache) -> KeyParts {
-    let schema = crate::steps::kind_of(step).map_or(1, |k| k.schema_version());
-    let config = if step.is_service() {
-        json!({"run": step.run, "url": step.url, "model": step.model})
-    } else {
-        json!({"run": step.run, "with": step.with, "outputs": step.outputs})
+    let schema = step.kind().schema_version();
+    // The shape every recorded key has: a command's `with` is an empty table and a built-in
+    // kind's `run` is null, as when every kind's options sat on one struct.
+    let config = match &step.body {
+        Body::Service(service) => {
+            json!({"run": service.run, "url": service.url, "model": service.model})
+        }
+        Body::Command(command) => json!({"run": command.run, "with": {}, "outputs": step.outputs}),
+        builtin => json!({"run": null, "with": builtin.with(), "outputs": step.outputs}),
     };
     let config = travel::relative_json(config, &pipeline.workspace);
     let mut upstream = BTreeMap::new();
@@ -155,7 +159,7 @@ pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatC
         }
     }
     KeyParts {
-        kind: step.kind.clone(),
+        kind: step.kind().name().to_string(),
         schema,
         params: step.params.clone(),
         config,
@@ -175,10 +179,7 @@ fn read_digests(
     step: &Step,
     stat: &StatCache,
 ) -> BTreeMap<String, InputDigest> {
-    let Some(kind) = crate::steps::kind_of(step) else {
-        return BTreeMap::new();
-    };
-    let reads = kind.reads(&step.with);
+    let reads = step.body.reads();
     if reads.is_empty() {
         return BTreeMap::new();
     }
@@ -468,7 +469,7 @@ fn step_plan(
     };
     StepPlan {
         id: id.to_string(),
-        kind: step.kind.clone(),
+        kind: step.kind(),
         action,
         reasons,
     }

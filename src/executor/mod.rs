@@ -428,7 +428,7 @@ async fn execute_step(shared: &Shared, step: &Step, parts: KeyParts) -> StepResu
         let _ = std::fs::create_dir_all(parent);
     }
     let _ = std::fs::write(&log, b"");
-    let bar = shared.progress.start(id, &step.kind);
+    let bar = shared.progress.start(id, step.kind().name());
     let step_cancel = shared.cancel.child_token();
     let io = StepIo {
         step_id: id.to_string(),
@@ -442,15 +442,12 @@ async fn execute_step(shared: &Shared, step: &Step, parts: KeyParts) -> StepResu
     };
     let started_at = SystemTime::now();
     let started = Instant::now();
-    let Some(kind) = crate::steps::kind_of(step) else {
-        return fail(format!("no runner for kind `{}`", step.kind), 0.0);
-    };
     let deaths: Vec<_> = service_closure(&shared.pipeline, id)
         .into_iter()
         .filter_map(|s| shared.services.slot(&s).map(|slot| (s, slot.died.clone())))
         .collect();
     let outcome = tokio::select! {
-        outcome = kind.run(step, io) => outcome,
+        outcome = crate::steps::run(step, io) => outcome,
         service = first_death(&deaths) => {
             step_cancel.cancel();
             Err(crate::steps::StepError::new(shared.services.death(&service).unwrap_or_else(|| format!("service `{service}` exited"))))

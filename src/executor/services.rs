@@ -11,6 +11,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::manifest::body::Service;
 use crate::manifest::{Probe, Step};
 use crate::steps::ServiceInfo;
 use crate::steps::process::{self, Environment, Group, Spec};
@@ -190,7 +191,10 @@ impl Services {
         guards: Vec<OwnedMutexGuard<()>>,
     ) -> Result<Phase, String> {
         let step = &slot.step;
-        if let Some(address) = step.ready.as_ref().and_then(|r| probe_address(&r.probe))
+        let service = step
+            .service()
+            .ok_or_else(|| format!("step `{}` is not a service", step.id))?;
+        if let Some(address) = probe_address(&service.ready.probe)
             && tokio::net::TcpStream::connect(&address).await.is_ok()
         {
             return Err(format!(
@@ -200,9 +204,8 @@ impl Services {
         }
         let _ = std::fs::remove_file(&slot.log);
         let _ = std::fs::remove_file(facts_file(&slot.log));
-        let line = step.run.clone().unwrap_or_default();
         let spec = Spec::shell(
-            &line,
+            &service.run,
             &slot.workspace,
             Environment::cleared(slot.env.clone()),
             &slot.log,
@@ -211,15 +214,11 @@ impl Services {
         .recorded(&slot.workspace, &format!("service `{}`", step.id));
         let mut group = process::spawn(&spec)
             .map_err(|e| format!("cannot start service `{}`: {e}", step.id))?;
-        let ready = step
-            .ready
-            .clone()
-            .ok_or_else(|| format!("service `{}` has no readiness probe", step.id))?;
         let started = Instant::now();
         let bar = self
             .progress
             .start(&step.id, "starting service, waiting for readiness");
-        let ready_result = wait_ready(&mut group, &ready, &slot.log, cancel).await;
+        let ready_result = wait_ready(&mut group, &service.ready, &slot.log, cancel).await;
         bar.finish_and_clear();
         if let Err(message) = ready_result {
             process::terminate(&mut group, step.stop_grace).await;
@@ -229,14 +228,14 @@ impl Services {
                 &format!("service `{}` {message}", step.id),
             ));
         }
-        let mut facts = gather_facts(step, &slot.workspace, &self.stat).await;
+        let mut facts = gather_facts(service, &slot.workspace, &self.stat).await;
         published_facts(&facts_file(&slot.log), &mut facts);
         facts.insert(
             "ready_after_s".to_string(),
             serde_json::json!(started.elapsed().as_secs_f64()),
         );
         let info = ServiceInfo {
-            url: step.url.clone(),
+            url: service.url.clone(),
             identity: self.identities.get(&step.id).cloned().unwrap_or_default(),
             facts,
         };
@@ -245,7 +244,7 @@ impl Services {
             "{}: ready after {} at {}",
             step.id,
             super::format_secs(started.elapsed().as_secs_f64()),
-            step.url.as_deref().unwrap_or("(no url)")
+            service.url.as_deref().unwrap_or("(no url)")
         ));
         let stop = CancellationToken::new();
         let monitor = tokio::spawn(monitor(slot.clone(), group, stop.clone()));
@@ -440,13 +439,13 @@ fn published_facts(file: &std::path::Path, facts: &mut BTreeMap<String, serde_js
 /// What results need to know about a running server: engine version (`/version`), served model
 /// (`/v1/models`), and the model's identity (blake3 of its weights directory, or the hub id).
 async fn gather_facts(
-    step: &Step,
+    service: &Service,
     workspace: &std::path::Path,
     stat: &Arc<crate::cache::StatCache>,
 ) -> BTreeMap<String, serde_json::Value> {
     use serde_json::{Value, json};
     let mut facts = BTreeMap::new();
-    if let Some(url) = &step.url {
+    if let Some(url) = &service.url {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build();
@@ -470,7 +469,7 @@ async fn gather_facts(
             }
         }
     }
-    if let Some(model) = &step.model {
+    if let Some(model) = &service.model {
         facts.insert("model_id".into(), json!(model));
         let dir = workspace.join(model);
         // Hashing weights (gigabytes the first time) runs off the async threads.

@@ -1,5 +1,6 @@
 //! Pipeline manifests and profiles: parse (schema), overlay (profiles), render (templating),
 //! validate (resolve), and explain problems (diagnostics).
+pub mod body;
 pub mod budget;
 mod deadlock;
 mod declare;
@@ -15,5 +16,6 @@ pub mod schema;
 pub mod templating;
 mod validate;
 
+pub use body::{Body, Kind};
 pub use model::{Pipeline, Probe, Ready, Step};
 pub use resolve::{LoadOptions, load};

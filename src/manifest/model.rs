@@ -9,6 +9,8 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use super::body::{Body, Kind, Service};
+
 /// A resolved pipeline: manifest + profile + `--set`, matrix expanded, templates rendered.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -61,14 +63,14 @@ impl Pipeline {
 }
 
 /// One resolved step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Step {
     /// The id after matrix expansion (`serve-awq`).
     pub id: String,
     /// The id as declared (`serve`).
     pub base: String,
-    /// The kind (`command`, `service`, or a built-in kind).
-    pub kind: String,
+    /// What it does: its kind and that kind's options.
+    pub body: Body,
     /// One line on what it does.
     pub description: Option<String>,
     /// Ids of the steps it needs.
@@ -90,41 +92,44 @@ pub struct Step {
     pub platform_env: BTreeMap<String, String>,
     /// Exclusive resources.
     pub resources: Vec<String>,
-    /// The command line, rendered with the final output paths.
-    pub run: Option<String>,
-    /// The service's base URL.
-    pub url: Option<String>,
-    /// The service's readiness probe.
-    pub ready: Option<Ready>,
-    /// The model a service serves (a workspace directory or a hub id).
-    pub model: Option<String>,
-    /// Longest a command may run.
-    #[serde(with = "duration_serde_opt")]
-    pub timeout: Option<Duration>,
     /// SIGTERM-to-SIGKILL grace period.
-    #[serde(with = "duration_serde")]
     pub stop_grace: Duration,
     /// The declared expected duration (a service: its startup); never part of the key.
-    #[serde(with = "duration_serde_opt")]
     pub estimate: Option<Duration>,
-    /// The built-in kind's settings, rendered.
-    pub with: Json,
     /// The parameters its templates read, with their resolved values.
     pub params: BTreeMap<String, Json>,
     /// This instance's matrix values.
     pub matrix: BTreeMap<String, Json>,
     /// The template context the step was rendered with (to re-render `run` for staging).
-    #[serde(skip)]
     pub context: Json,
-    /// The `run` template source.
-    #[serde(skip)]
-    pub run_source: Option<String>,
 }
 
 impl Step {
+    /// Its kind.
+    pub fn kind(&self) -> Kind {
+        self.body.kind()
+    }
+
     /// True for long-running services.
     pub fn is_service(&self) -> bool {
-        self.kind == "service"
+        matches!(self.body, Body::Service(_))
+    }
+
+    /// The command line of a command or service, rendered; `None` for built-in kinds.
+    pub fn run(&self) -> Option<&str> {
+        match &self.body {
+            Body::Command(command) => Some(&command.run),
+            Body::Service(service) => Some(&service.run),
+            _ => None,
+        }
+    }
+
+    /// A service's options; `None` for every other kind.
+    pub fn service(&self) -> Option<&Service> {
+        match &self.body {
+            Body::Service(service) => Some(service),
+            _ => None,
+        }
     }
 }
 
@@ -159,17 +164,5 @@ mod duration_serde {
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&crate::time::format_duration(*d))
-    }
-}
-
-mod duration_serde_opt {
-    pub fn serialize<S: serde::Serializer>(
-        d: &Option<std::time::Duration>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => super::duration_serde::serialize(d, s),
-            None => s.serialize_none(),
-        }
     }
 }

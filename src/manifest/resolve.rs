@@ -14,6 +14,7 @@ use super::model::{Pipeline, Step};
 use super::profiles::{self, LoadedProfile, toml_to_json};
 use super::schema::RawManifest;
 use super::templating::Renderer;
+use super::validate::Rendered;
 
 use super::declare::{Declared, Loc, declare_steps};
 use super::expand::{
@@ -386,10 +387,19 @@ impl<'a> Resolver<'a> {
             Some(w) => self.render_table(w, &context),
             None => Json::Object(Default::default()),
         };
+        let rendered = Rendered {
+            run,
+            url: inst.url.clone(),
+            ready,
+            model,
+            timeout,
+            with,
+        };
+        let body = self.body(d, &inst.id, rendered);
         let step = Step {
             id: inst.id.clone(),
             base: d.id.value.clone(),
-            kind: d.kind.value.clone(),
+            body: body?,
             description: d.description.clone(),
             needs: needs.to_vec(),
             inputs,
@@ -400,20 +410,12 @@ impl<'a> Resolver<'a> {
             key_platform: d.key_platform.iter().map(|l| l.value.clone()).collect(),
             platform_env: self.platform_env(d),
             resources: d.resources.iter().map(|l| l.value.clone()).collect(),
-            run,
-            url: inst.url.clone(),
-            ready,
-            model,
-            timeout,
             stop_grace: stop_grace.unwrap_or_default(),
             estimate,
-            with,
             params: self.params_used(d),
             matrix: inst.matrix.clone(),
             context,
-            run_source: d.run.as_ref().map(|r| r.value.clone()),
         };
-        self.check_kind(d, &step);
         (self.errors.items.len() == errors_before).then_some(step)
     }
 

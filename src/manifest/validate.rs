@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
+use super::body::{Body, Command, Kind, Service};
 use super::declare::{Declared, Loc};
 use super::diagnostics::{ManifestDiagnostic, did_you_mean, list};
 use super::expand::field_span;
-use super::model::{Probe, Ready, Step};
+use super::model::{Probe, Ready};
 use super::resolve::Resolver;
 use super::schema::RawReady;
 
@@ -86,87 +87,123 @@ impl Resolver<'_> {
         }
     }
 
-    /// Checks what the step's kind takes: `run`, `ready`, `url`, `model`, `with`.
-    pub(super) fn check_kind(&mut self, d: &Declared, step: &Step) {
+    /// Checks what the step's kind takes (`run`, `ready`, `url`, `model`, `timeout`, `with`) and
+    /// builds its [`Body`]: `None` after pushing the errors that say why not (or when a template in
+    /// it failed to render, which already pushed its error).
+    pub(super) fn body(&mut self, d: &Declared, id: &str, rendered: Rendered) -> Option<Body> {
         let kind = &d.kind;
+        let mut ok = true;
+        // Pushes an error when `present`; true when the field is rightly absent.
         let forbid = |this: &mut Self, present: bool, field: &str, why: &str| {
             if present {
                 let diag = this
                     .diag(
                         &d.id,
                         format!(
-                            "step `{}` of kind `{}` does not take `{field}`",
-                            step.id, kind.value
+                            "step `{id}` of kind `{}` does not take `{field}`",
+                            kind.value
                         ),
                     )
                     .help(why.to_string());
                 this.errors.push(diag);
             }
+            !present
         };
-        match kind.value.as_str() {
-            "command" => {
+        let Some(known) = Kind::from_name(&kind.value) else {
+            let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+            let diag = self
+                .diag(kind, format!("unknown step kind `{}`", kind.value))
+                .label("not a step kind")
+                .help(
+                    did_you_mean(&kind.value, names.iter().copied())
+                        .unwrap_or_else(|| format!("kinds: {}", list(&names))),
+                );
+            self.errors.push(diag);
+            return None;
+        };
+        match known {
+            Kind::Command => {
                 if d.run.is_none() {
                     let diag = self
-                        .diag(
-                            &d.id,
-                            format!("step `{}` of kind `command` has no `run`", step.id),
-                        )
+                        .diag(&d.id, format!("step `{id}` of kind `command` has no `run`"))
                         .help("add `run = \"...\"`: the command line, run with `sh -c`");
                     self.errors.push(diag);
+                    ok = false;
                 }
-                forbid(
+                ok &= forbid(
                     self,
                     d.ready.is_some() || d.url.is_some() || d.model.is_some(),
                     "ready`/`url`/`model",
                     "only services have readiness probes, URLs and models",
                 );
-                forbid(
+                ok &= forbid(
                     self,
                     d.with.is_some(),
                     "with",
                     "`with` holds settings of built-in kinds; a command takes `run`",
                 );
+                let (true, Some(run), Some(run_source)) =
+                    (ok, rendered.run, d.run.as_ref().map(|r| r.value.clone()))
+                else {
+                    return None;
+                };
+                Some(Body::Command(Command {
+                    run,
+                    run_source,
+                    timeout: rendered.timeout,
+                }))
             }
-            "service" => {
+            Kind::Service => {
                 if d.run.is_none() || d.ready.is_none() {
-                    let diag = self.diag(&d.id, format!("service `{}` needs both `run` and `ready`", step.id))
+                    let diag = self.diag(&d.id, format!("service `{id}` needs both `run` and `ready`"))
                         .help("for example `run = \"vllm serve ...\"` and `ready = { http = \"{{ url }}/health\" }`");
                     self.errors.push(diag);
+                    ok = false;
                 }
-                forbid(
+                ok &= forbid(
                     self,
                     !d.outputs.is_empty(),
                     "outputs",
                     "a service produces no files; its consumers do",
                 );
-                forbid(
+                ok &= forbid(
                     self,
                     d.timeout.is_some(),
                     "timeout",
                     "a service's startup limit is `ready.timeout`",
                 );
-                forbid(
+                ok &= forbid(
                     self,
                     d.with.is_some(),
                     "with",
                     "a service takes `run`, `url` and `ready`",
                 );
+                let (true, Some(run), Some(ready)) = (ok, rendered.run, rendered.ready) else {
+                    return None;
+                };
+                Some(Body::Service(Service {
+                    run,
+                    url: rendered.url,
+                    ready,
+                    model: rendered.model,
+                }))
             }
-            name => match crate::steps::builtin(name) {
-                Some(builtin) => {
-                    forbid(
-                        self,
-                        d.run.is_some(),
-                        "run",
-                        "built-in kinds take their settings in `with`",
-                    );
-                    forbid(
-                        self,
-                        d.ready.is_some() || d.url.is_some() || d.model.is_some(),
-                        "ready`/`url`/`model",
-                        "only services have readiness probes, URLs and models",
-                    );
-                    if let Err(message) = builtin.check(&step.with) {
+            builtin => {
+                ok &= forbid(
+                    self,
+                    d.run.is_some(),
+                    "run",
+                    "built-in kinds take their settings in `with`",
+                );
+                ok &= forbid(
+                    self,
+                    d.ready.is_some() || d.url.is_some() || d.model.is_some(),
+                    "ready`/`url`/`model",
+                    "only services have readiness probes, URLs and models",
+                );
+                match builtin.builtin_body(rendered.with)? {
+                    Ok(body) => ok.then_some(body),
+                    Err(message) => {
                         let loc = d
                             .with
                             .as_ref()
@@ -176,25 +213,30 @@ impl Resolver<'_> {
                         let diag = ManifestDiagnostic::at(
                             &self.files[file],
                             span,
-                            format!("invalid settings for step `{}`: {message}", step.id),
+                            format!("invalid settings for step `{id}`: {message}"),
                         )
-                        .help(format!("see docs/manifest.md, kind `{name}`"));
+                        .help(format!("see docs/manifest.md, kind `{builtin}`"));
                         self.errors.push(diag);
+                        None
                     }
                 }
-                None => {
-                    let mut names = vec!["command", "service"];
-                    names.extend(crate::steps::builtin_names());
-                    let diag = self
-                        .diag(kind, format!("unknown step kind `{name}`"))
-                        .label("not a step kind")
-                        .help(
-                            did_you_mean(name, names.iter().copied())
-                                .unwrap_or_else(|| format!("kinds: {}", list(&names))),
-                        );
-                    self.errors.push(diag);
-                }
-            },
+            }
         }
     }
+}
+
+/// A step's kind-specific fields, rendered, for [`Resolver::body`].
+pub(super) struct Rendered {
+    /// `run`.
+    pub run: Option<String>,
+    /// `url`.
+    pub url: Option<String>,
+    /// `ready`.
+    pub ready: Option<Ready>,
+    /// `model`.
+    pub model: Option<String>,
+    /// `timeout`.
+    pub timeout: Option<Duration>,
+    /// `with` (an empty table when absent).
+    pub with: Json,
 }

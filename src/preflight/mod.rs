@@ -20,8 +20,8 @@ use serde::Serialize;
 pub use checks::{CHECKS, Check, Context};
 pub use facts::Facts;
 
-use crate::manifest::Pipeline;
 use crate::manifest::preflight::Preflight;
+use crate::manifest::{Kind, Pipeline};
 use crate::plan::StepPlan;
 
 /// A check's outcome.
@@ -76,13 +76,18 @@ pub struct Report {
 }
 
 /// Kinds that only re-render results from other steps' files: running them needs no preflight.
-const RENDER_KINDS: &[&str] = &["retention", "cost", "charts", "report"];
+fn only_renders(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Retention | Kind::Cost | Kind::Charts | Kind::Report
+    )
+}
 
 /// True when the plan runs or starts a step that does more than re-render results.
 pub fn needed(pipeline: &Pipeline, plans: &[StepPlan]) -> bool {
     plans.iter().any(|p| {
         let active = p.action.may_run() || p.action == crate::plan::Action::Start;
-        active && !RENDER_KINDS.contains(&pipeline.steps[&p.id].kind.as_str())
+        active && !only_renders(pipeline.steps[&p.id].kind())
     })
 }
 

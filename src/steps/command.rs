@@ -3,32 +3,14 @@
 use serde_json::Value as Json;
 
 use super::process::{self, Ended, Environment, RunError, Spec};
-use super::{Outcome, StepError, StepFuture, StepIo, StepKind};
+use super::{Outcome, StepError, StepIo};
 use crate::manifest::Step;
+use crate::manifest::body::Command;
 
-/// Runs `run` with `sh -c`.
-pub struct Command;
-
-impl StepKind for Command {
-    fn name(&self) -> &'static str {
-        "command"
-    }
-
-    fn schema_version(&self) -> u32 {
-        1
-    }
-
-    fn check(&self, _with: &Json) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn run<'a>(&'a self, step: &'a Step, io: StepIo) -> StepFuture<'a> {
-        Box::pin(run(step, io))
-    }
-}
-
-async fn run(step: &Step, io: StepIo) -> Result<Outcome, StepError> {
-    let line = render_with_staging(step, &io)?;
+/// Runs the command line with `sh -c`, in its own process group, until it exits, times out or
+/// the run is cancelled.
+pub(super) async fn run(step: &Step, command: &Command, io: StepIo) -> Result<Outcome, StepError> {
+    let line = render_with_staging(step, command, &io)?;
     let env = process::step_env(step, &io.provenance.profile, &io.workspace);
     let spec = Spec::shell(
         &line,
@@ -38,7 +20,7 @@ async fn run(step: &Step, io: StepIo) -> Result<Outcome, StepError> {
         step.stop_grace,
     )
     .recorded(&io.workspace, &format!("step `{}`", step.id));
-    let ended = process::run(&spec, &io.cancel, process::deadline_after(step.timeout))
+    let ended = process::run(&spec, &io.cancel, process::deadline_after(command.timeout))
         .await
         .map_err(|e| match e {
             RunError::Spawn(e) => StepError::new(format!("cannot start `sh -c {line}`: {e}")),
@@ -48,7 +30,7 @@ async fn run(step: &Step, io: StepIo) -> Result<Outcome, StepError> {
         Ended::Exited(status) => status,
         Ended::Cancelled => return Err(StepError::new("cancelled")),
         Ended::TimedOut => {
-            let timeout = step.timeout.unwrap_or_default();
+            let timeout = command.timeout.unwrap_or_default();
             return Err(StepError::new(format!(
                 "timed out after {}",
                 crate::time::format_duration(timeout)
@@ -63,8 +45,8 @@ async fn run(step: &Step, io: StepIo) -> Result<Outcome, StepError> {
 }
 
 /// The command line with `outputs` pointing at the staging paths, every value shell-quoted.
-fn render_with_staging(step: &Step, io: &StepIo) -> Result<String, StepError> {
-    let source = step.run_source.as_deref().unwrap_or_default();
+fn render_with_staging(step: &Step, command: &Command, io: &StepIo) -> Result<String, StepError> {
+    let source = &command.run_source;
     let mut context = step.context.clone();
     context["outputs"] = Json::from(
         io.outputs

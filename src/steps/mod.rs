@@ -1,8 +1,8 @@
-//! Step kinds. `command` and `service` run processes; built-in kinds (added by later modules)
-//! plug in through [`StepKind`] without touching the executor.
+//! Step kinds: what each one does when it runs. The manifest's [`Body`] says which kind a step
+//! is and holds its options; [`run`] matches on it. `service` steps are started and stopped by
+//! the executor (`executor/services.rs`), not here.
 
 pub mod bench;
-mod builtins;
 pub mod charts;
 pub mod command;
 pub mod cost;
@@ -16,16 +16,8 @@ pub mod report;
 pub mod root_cause;
 pub mod url;
 
-use std::future::Future;
-use std::pin::Pin;
-
-use serde_json::Value as Json;
-
-use crate::manifest::Step;
+use crate::manifest::{Body, Step};
 pub use io::{Provenance, ServiceInfo, StepIo};
-
-/// A boxed future returned by [`StepKind::run`].
-pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Outcome, StepError>> + Send + 'a>>;
 
 /// What a finished step reports besides its outputs.
 #[derive(Debug, Clone, Default)]
@@ -51,49 +43,26 @@ impl StepError {
     }
 }
 
-/// A kind of step the executor can run.
-pub trait StepKind: Sync {
-    /// The name used in manifests (`kind = "..."`).
-    fn name(&self) -> &'static str;
-    /// Bumped when the kind changes what it writes; part of every key of this kind.
-    fn schema_version(&self) -> u32;
-    /// Checks the rendered `with` settings at load time (`Err` names the field).
-    fn check(&self, with: &Json) -> Result<(), String>;
-    /// Runs the step, writing its outputs to `io.outputs`.
-    fn run<'a>(&'a self, step: &'a Step, io: StepIo) -> StepFuture<'a>;
-    /// Files and directories its `with` settings make it read (task directories, pricing files,
-    /// templates, tokenizers), workspace-relative or absolute. Their contents enter the step's
-    /// key, so editing one reruns the step.
-    fn reads(&self, _with: &Json) -> Vec<std::path::PathBuf> {
-        Vec::new()
+/// Runs a step that is not a service, writing its outputs to `io.outputs`.
+pub async fn run(step: &Step, io: StepIo) -> Result<Outcome, StepError> {
+    /// A built-in kind's result as an outcome: its error's words become the step's.
+    fn done<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<Outcome, StepError> {
+        result
+            .map(|_| Outcome::default())
+            .map_err(|err| StepError::new(err.to_string()))
     }
-}
-
-/// The built-in kinds (everything but `command` and `service`).
-static BUILTINS: &[&dyn StepKind] = &[
-    &builtins::Bench,
-    &builtins::Eval,
-    &builtins::Retention,
-    &builtins::Cost,
-    &builtins::Charts,
-    &builtins::Report,
-];
-
-/// A built-in kind by name.
-pub fn builtin(name: &str) -> Option<&'static dyn StepKind> {
-    BUILTINS.iter().copied().find(|k| k.name() == name)
-}
-
-/// Names of the built-in kinds.
-pub fn builtin_names() -> Vec<&'static str> {
-    BUILTINS.iter().map(|k| k.name()).collect()
-}
-
-/// The kind that runs `step` (`service` has none: the executor manages services).
-pub fn kind_of(step: &Step) -> Option<&'static dyn StepKind> {
-    match step.kind.as_str() {
-        "command" => Some(&command::Command),
-        other => builtin(other),
+    match &step.body {
+        Body::Command(command) => command::run(step, command, io).await,
+        Body::Service(_) => Err(StepError::new(format!(
+            "`{}` is a service: the executor starts it for the steps that need it",
+            step.id
+        ))),
+        Body::Bench(b) => done(bench::run_step(&b.settings, &io).await),
+        Body::Eval(b) => done(eval::run_step(&b.settings, &io).await),
+        Body::Retention(b) => done(eval::run_retention(&b.settings, &io).await),
+        Body::Cost(b) => done(cost::run_step(&b.settings, &io).await),
+        Body::Charts(b) => done(charts::run_step(&b.settings, &io).await),
+        Body::Report(b) => done(report::run_step(&b.settings, &io).await),
     }
 }
 
@@ -118,9 +87,4 @@ impl PlanCheck for cost::CostSettings {
         self.validate()
             .map_err(|(field, problem)| format!("setting `{field}` is {problem}"))
     }
-}
-
-/// Deserializes `with` into a kind's settings type, as the check for [`StepKind::check`].
-pub fn check_settings<T: serde::de::DeserializeOwned>(with: &Json) -> Result<T, String> {
-    serde_json::from_value(with.clone()).map_err(|err| err.to_string())
 }

@@ -260,7 +260,7 @@ fn the_a5000_profile_is_complete_and_fits_a_24_gb_card() {
             .needs
             .contains(&"awq_weights".to_string())
     );
-    let run = p.steps["awq_weights"].run.clone().unwrap_or_default();
+    let run = p.steps["awq_weights"].run().unwrap_or_default().to_string();
     assert!(
         run.contains("--mode int4") && run.contains("awq_serving = int4 in the profile"),
         "a GPU serves the INT4 checkpoint: {run}"
@@ -304,9 +304,9 @@ fn the_rehearsal_profile_resolves_every_step() {
 fn the_rehearsal_serves_awq_as_int4_only_where_the_cpu_build_has_the_kernel() {
     let run = |sets: &[&str]| {
         repo_pipeline_with("m1-rehearsal", sets).steps["awq_weights"]
-            .run
-            .clone()
+            .run()
             .unwrap_or_default()
+            .to_string()
     };
     let isa = forge::host::Host::detect().isa;
     let auto = run(&[]);
@@ -324,13 +324,17 @@ fn the_rehearsal_serves_awq_as_int4_only_where_the_cpu_build_has_the_kernel() {
     assert!(forced.contains("--mode dequantized"), "{forced}");
     assert!(forced.contains("awq_serving = dequantized in the profile"));
     let served = repo_pipeline("m1-rehearsal").steps["serve-awq"].clone();
-    assert_eq!(served.model.as_deref(), Some(".forge/models/awq-served"));
+    assert_eq!(
+        served.service().and_then(|s| s.model.as_deref()),
+        Some(".forge/models/awq-served")
+    );
     assert!(served.pass_env.contains(&"FORGE_EMULATE_CPU".to_string()));
 }
 
 #[test]
 fn the_rehearsal_model_is_offline_by_default_and_a_hub_model_through_set() {
-    let run = |p: &forge::manifest::Pipeline, id: &str| p.steps[id].run.clone().unwrap_or_default();
+    let run =
+        |p: &forge::manifest::Pipeline, id: &str| p.steps[id].run().unwrap_or_default().to_string();
     let default = repo_pipeline("m1-rehearsal");
     assert!(
         run(&default, "model").contains("prepare_tiny_model.py wheel --out"),
@@ -373,7 +377,7 @@ fn the_environment_steps_build_this_platforms_locks() {
     ] {
         let step = &p.steps[id];
         let flags: String = locks.iter().map(|l| format!(" --lock {l}")).collect();
-        let run = step.run.clone().unwrap_or_default();
+        let run = step.run().unwrap_or_default().to_string();
         assert!(run.contains(&format!("build{flags} --out")), "{id}: {run}");
         for l in &locks {
             assert!(step.inputs.contains(l), "{id}: {:?}", step.inputs);

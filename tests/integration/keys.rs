@@ -94,3 +94,64 @@ bench = { awq = "fx/bench/awq/summary.json", bf16 = "fx/bench/bf16/summary.json"
         ("run", vec!["`with` file `fx/cost` changed".to_string()])
     );
 }
+
+/// The `config` part of a key keeps one shape for every kind (what recorded lock files hold):
+/// `run`, `with` and `outputs` for commands and built-in kinds, `run`, `url` and `model` for
+/// services. Changing it would make every committed record stale.
+#[test]
+fn each_kinds_key_config_keeps_the_recorded_shape() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let options = forge::manifest::LoadOptions {
+        manifest: root.join("pipelines/forge.toml"),
+        profile: Some("m1-rehearsal".into()),
+        sets: Vec::new(),
+    };
+    let pipeline = forge::manifest::load(&options).expect("the rehearsal loads");
+    let lock = forge::cache::LockFile::default();
+    let stat = forge::cache::StatCache::load(&root.join("target/no-such-stat-cache.json"));
+    let config = |id: &str| {
+        let parts = forge::plan::key_parts(&pipeline, &pipeline.steps[id], &lock, &stat);
+        let keys: Vec<String> = parts
+            .config
+            .as_object()
+            .expect("object")
+            .keys()
+            .cloned()
+            .collect();
+        (parts.kind, keys, parts.config)
+    };
+    let (kind, keys, command) = config("sharegpt");
+    assert_eq!(
+        (kind.as_str(), keys),
+        (
+            "command",
+            vec!["outputs".into(), "run".into(), "with".into()]
+        )
+    );
+    assert!(
+        command["run"].as_str().is_some_and(|r| !r.is_empty()),
+        "{command}"
+    );
+    assert_eq!(command["with"], serde_json::json!({}));
+    let (kind, keys, service) = config("serve-bf16");
+    assert_eq!(
+        (kind.as_str(), keys),
+        ("service", vec!["model".into(), "run".into(), "url".into()])
+    );
+    assert!(
+        service["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http://")),
+        "{service}"
+    );
+    let (kind, keys, cost) = config("cost");
+    assert_eq!(
+        (kind.as_str(), keys),
+        ("cost", vec!["outputs".into(), "run".into(), "with".into()])
+    );
+    assert!(cost["run"].is_null(), "{cost}");
+    assert!(
+        cost["with"].as_object().is_some_and(|w| !w.is_empty()),
+        "{cost}"
+    );
+}

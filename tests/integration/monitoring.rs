@@ -43,9 +43,12 @@ fn the_shipped_monitor_scrapes_the_serve_port_and_runs_only_when_asked() {
         assert!(on.steps[bench].needs.contains(&"monitor".to_string()));
     }
     assert!(!on.steps["eval-bf16"].needs.contains(&"monitor".to_string()));
-    let serve = on.steps["serve-bf16"].url.as_deref().expect("serve url");
+    let serve = on.steps["serve-bf16"]
+        .service()
+        .and_then(|s| s.url.as_deref())
+        .expect("serve url");
     let target = serve.trim_start_matches("http://");
-    let run = on.steps["monitor"].run.as_deref().expect("monitor run");
+    let run = on.steps["monitor"].run().expect("monitor run");
     assert!(
         run.contains(&format!("--target {target} ")),
         "the scrape target follows the serve step's url `{serve}`: {run}"

@@ -23,9 +23,9 @@ pub struct BenchArgs {
     /// Model name to send (default: the first of `GET /v1/models`).
     #[arg(long)]
     pub model: Option<String>,
-    /// `completions` or `chat`.
-    #[arg(long, default_value = "completions", value_parser = ["completions", "chat"])]
-    pub endpoint: String,
+    /// The OpenAI route to drive.
+    #[arg(long, value_enum, default_value_t = Endpoint::Completions)]
+    pub endpoint: Endpoint,
     /// Concurrency levels, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,4,16,32,64")]
     pub concurrency: Vec<u32>,
@@ -83,9 +83,9 @@ pub struct BenchArgs {
     /// Keep per-request ITLs in the result files.
     #[arg(long)]
     pub save_detailed: bool,
-    /// `native` or `vllm`.
-    #[arg(long, default_value = "native", value_parser = ["native", "vllm"])]
-    pub driver: String,
+    /// The load generator.
+    #[arg(long, value_enum, default_value_t = Driver::Native)]
+    pub driver: Driver,
     /// Command that runs the vllm CLI, space-separated (for `--driver vllm`).
     #[arg(long, default_value = "vllm")]
     pub vllm_command: String,
@@ -141,11 +141,7 @@ impl BenchArgs {
         }
         let mut s = BenchSettings::with_dataset(dataset);
         s.label = self.label.clone();
-        s.endpoint = if self.endpoint == "chat" {
-            Endpoint::Chat
-        } else {
-            Endpoint::Completions
-        };
+        s.endpoint = self.endpoint;
         s.base_url = Some(self.url.clone());
         s.model = self.model.clone();
         s.concurrency = self.concurrency.clone();
@@ -164,11 +160,7 @@ impl BenchArgs {
         s.on_level_failure = OnLevelFailure::Continue;
         s.scrape_metrics = !self.no_scrape;
         s.save_detailed = self.save_detailed;
-        s.driver = if self.driver == "vllm" {
-            Driver::Vllm
-        } else {
-            Driver::Native
-        };
+        s.driver = self.driver;
         s.vllm_command = self
             .vllm_command
             .split_whitespace()

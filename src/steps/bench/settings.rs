@@ -116,7 +116,7 @@ pub struct BenchSettings {
 }
 
 /// The OpenAI route a bench drives.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Endpoint {
     /// `/v1/completions` with `prompt`.
@@ -156,7 +156,7 @@ pub enum OnLevelFailure {
 }
 
 /// Which load generator runs the levels.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
     /// Forge's own tokio + reqwest client.
