@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::diagnostics::{ManifestDiagnostic, ManifestErrors, SourceFile};
-use super::profiles::LoadedProfile;
+use super::profiles::Overlay;
 use super::templating::Renderer;
 
 /// Price and limit for `forge plan`'s estimate and `forge run`'s budget check.
@@ -17,19 +17,15 @@ pub struct Budget {
     pub budget_usd: Option<f64>,
 }
 
-/// Takes the last value the chain sets for each key (a profile overrides what it extends).
+/// Takes each key from the nearest profile that sets it ([`Overlay::nearest`]).
 pub(super) fn resolve(
-    chain: &[LoadedProfile],
-    files: &[SourceFile],
+    overlay: Overlay,
     renderer: &Renderer,
     context: &Json,
     errors: &mut ManifestErrors,
 ) -> Budget {
     let mut budget = Budget::default();
-    let hourly = chain
-        .iter()
-        .rev()
-        .find_map(|p| Some((p.raw.hourly_usd.as_ref()?, &files[p.file])));
+    let hourly = overlay.nearest(|p| p.hourly_usd.as_ref());
     if let Some((value, file)) = hourly {
         let number = match value.get_ref() {
             toml::Value::Integer(i) => Ok(*i as f64),
@@ -52,10 +48,7 @@ pub(super) fn resolve(
             ),
         }
     }
-    let limit = chain
-        .iter()
-        .rev()
-        .find_map(|p| Some((p.raw.budget_usd.as_ref()?, &files[p.file])));
+    let limit = overlay.nearest(|p| p.budget_usd.as_ref());
     if let Some((value, file)) = limit {
         let n = *value.get_ref();
         if !(n.is_finite() && n >= 0.0) {

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use toml::Spanned;
 
 use super::diagnostics::{ManifestDiagnostic, ManifestErrors, SourceFile, did_you_mean, list};
-use super::profiles::{LoadedProfile, toml_to_json};
+use super::profiles::{Overlay, toml_to_json};
 use super::schema::{RawManifest, RawReady, RawStep};
 
 /// A value and where it was written.
@@ -60,7 +60,7 @@ pub(super) struct Declared {
 
 pub(super) fn declare_steps(
     raw: &RawManifest,
-    chain: &[LoadedProfile],
+    overlay: Overlay,
     files: &[SourceFile],
     errors: &mut ManifestErrors,
 ) -> Vec<Declared> {
@@ -69,13 +69,13 @@ pub(super) fn declare_steps(
         .iter()
         .map(|(id, step)| declare(id, step))
         .collect();
-    for profile in chain {
-        for (id, overlay) in &profile.raw.steps {
+    for layer in overlay.base_first() {
+        for (id, step_overlay) in &layer.profile.steps {
             let Some(step) = declared.iter_mut().find(|d| d.id.value == *id.get_ref()) else {
                 let names: Vec<&str> = declared.iter().map(|d| d.id.value.as_str()).collect();
                 errors.push(
                     ManifestDiagnostic::at(
-                        &files[profile.file],
+                        layer.file,
                         id.span(),
                         format!("unknown step `{}`", id.get_ref()),
                     )
@@ -87,7 +87,7 @@ pub(super) fn declare_steps(
                 );
                 continue;
             };
-            overlay_step(step, overlay.get_ref(), profile.file);
+            overlay_step(step, step_overlay.get_ref(), layer.index);
         }
     }
     for step in &declared {

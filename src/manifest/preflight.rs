@@ -7,8 +7,7 @@ use serde_json::Value as Json;
 use toml::Spanned;
 
 use super::diagnostics::{ManifestDiagnostic, ManifestErrors, SourceFile};
-use super::profiles::LoadedProfile;
-use super::schema::RawPreflight;
+use super::profiles::Overlay;
 use super::templating::Renderer;
 
 /// What the machine must offer before a run of this profile does any work. Never part of a
@@ -39,85 +38,67 @@ pub struct Preflight {
     pub programs: Vec<String>,
 }
 
-/// One file's `[preflight]` table and where it is.
-struct Layer<'a> {
-    raw: &'a RawPreflight,
-    file: &'a SourceFile,
-}
-
 /// Overlays the chain's `[preflight]` tables (base first) and validates the result; `None` when
 /// no profile declares one.
 pub(super) fn resolve(
-    chain: &[LoadedProfile],
-    files: &[SourceFile],
+    overlay: Overlay,
     renderer: &Renderer,
     context: &Json,
     errors: &mut ManifestErrors,
 ) -> Option<Preflight> {
-    let layers: Vec<Layer> = chain
-        .iter()
-        .filter_map(|p| {
-            Some(Layer {
-                raw: p.raw.preflight.as_ref()?.get_ref(),
-                file: &files[p.file],
-            })
-        })
-        .collect();
-    if layers.is_empty() {
-        return None;
-    }
+    overlay.nearest(|p| p.preflight.as_ref())?;
     let mut checker = Checker {
         renderer,
         context,
         errors,
     };
-    let pick = |get: fn(&RawPreflight) -> bool| layers.iter().rev().find(|l| get(l.raw));
+    // Each key from the nearest profile whose `[preflight]` sets it.
+    macro_rules! nearest {
+        ($field:ident) => {
+            overlay.nearest(|p| p.preflight.as_ref()?.get_ref().$field.as_ref())
+        };
+    }
     let mut out = Preflight {
         python: "python3".into(),
         ..Preflight::default()
     };
-    if let Some(l) = pick(|r| r.gpu.is_some()) {
-        out.gpu = l.raw.gpu.as_ref().and_then(|v| checker.text(v, l.file));
+    if let Some((gpu, file)) = nearest!(gpu) {
+        out.gpu = checker.text(gpu, file);
     }
-    if let Some(l) = pick(|r| r.python.is_some())
-        && let Some(python) = l.raw.python.as_ref().and_then(|v| checker.text(v, l.file))
+    if let Some((python, file)) = nearest!(python)
+        && let Some(python) = checker.text(python, file)
     {
         out.python = python;
     }
-    if let Some(l) = pick(|r| r.registry.is_some()) {
-        out.registry = l.raw.registry.as_ref().and_then(|v| checker.url(v, l.file));
+    if let Some((registry, file)) = nearest!(registry) {
+        out.registry = checker.url(registry, file);
     }
-    if let Some(l) = pick(|r| r.locks.is_some()) {
-        for lock in l.raw.locks.iter().flatten() {
-            out.locks.extend(checker.entry(lock, l.file));
+    if let Some((locks, file)) = nearest!(locks) {
+        for lock in locks {
+            out.locks.extend(checker.entry(lock, file));
         }
     }
-    if let Some(l) = pick(|r| r.gpu_locks.is_some()) {
-        for lock in l.raw.gpu_locks.iter().flatten() {
-            out.gpu_locks.extend(checker.entry(lock, l.file));
+    if let Some((locks, file)) = nearest!(gpu_locks) {
+        for lock in locks {
+            out.gpu_locks.extend(checker.entry(lock, file));
         }
     }
-    if let Some(l) = pick(|r| r.gated_repos.is_some()) {
-        for repo in l.raw.gated_repos.iter().flatten() {
-            if let Some(id) = checker.entry(repo, l.file) {
-                out.gated_repos
-                    .extend(checker.repo(id, repo.span(), l.file));
+    if let Some((repos, file)) = nearest!(gated_repos) {
+        for repo in repos {
+            if let Some(id) = checker.entry(repo, file) {
+                out.gated_repos.extend(checker.repo(id, repo.span(), file));
             }
         }
     }
-    if let Some(l) = pick(|r| r.programs.is_some()) {
-        for program in l.raw.programs.iter().flatten() {
-            out.programs.extend(checker.entry(program, l.file));
+    if let Some((programs, file)) = nearest!(programs) {
+        for program in programs {
+            out.programs.extend(checker.entry(program, file));
         }
     }
-    out.gpu_min_memory_gb = checker.positive(&layers, |r| r.gpu_min_memory_gb.as_ref());
-    out.min_free_disk_gb = checker.positive(&layers, |r| r.min_free_disk_gb.as_ref());
-    out.min_memory_gb = checker.positive(&layers, |r| r.min_memory_gb.as_ref());
-    out.min_cpus = layers
-        .iter()
-        .rev()
-        .find_map(|l| l.raw.min_cpus.as_ref())
-        .map(|v| *v.get_ref() as usize);
+    out.gpu_min_memory_gb = nearest!(gpu_min_memory_gb).and_then(|(v, f)| checker.positive(v, f));
+    out.min_free_disk_gb = nearest!(min_free_disk_gb).and_then(|(v, f)| checker.positive(v, f));
+    out.min_memory_gb = nearest!(min_memory_gb).and_then(|(v, f)| checker.positive(v, f));
+    out.min_cpus = nearest!(min_cpus).map(|(v, _)| *v.get_ref() as usize);
     Some(out)
 }
 
@@ -201,15 +182,7 @@ impl Checker<'_> {
         None
     }
 
-    fn positive(
-        &mut self,
-        layers: &[Layer],
-        get: fn(&RawPreflight) -> Option<&Spanned<f64>>,
-    ) -> Option<f64> {
-        let (value, file) = layers
-            .iter()
-            .rev()
-            .find_map(|l| Some((get(l.raw)?, l.file)))?;
+    fn positive(&mut self, value: &Spanned<f64>, file: &SourceFile) -> Option<f64> {
         let number = *value.get_ref();
         if number.is_finite() && number > 0.0 {
             return Some(number);

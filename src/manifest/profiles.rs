@@ -21,6 +21,62 @@ pub struct LoadedProfile {
     pub raw: RawProfile,
 }
 
+/// The profile chain with its source files: the one place that says how profiles combine.
+///
+/// - A key outside `params` and `steps` (`hourly_usd`, `requires`, each key of `[preflight]` and
+///   `[remote]`) takes the value of the nearest profile that sets it: the named profile over the
+///   profile it extends ([`Overlay::nearest`]).
+/// - `params` and step overlays apply base first, key by key ([`Overlay::base_first`]), after the
+///   manifest's defaults and before `--set`.
+#[derive(Clone, Copy)]
+pub struct Overlay<'a> {
+    profiles: &'a [LoadedProfile],
+    files: &'a [SourceFile],
+}
+
+impl<'a> Overlay<'a> {
+    /// The chain (base first, as [`load_chain`] returns it) and the loader's file table.
+    pub fn new(profiles: &'a [LoadedProfile], files: &'a [SourceFile]) -> Self {
+        Self { profiles, files }
+    }
+
+    /// A key's value from the nearest profile that sets it, with that profile's file.
+    pub fn nearest<T: ?Sized + 'a>(
+        &self,
+        get: impl Fn(&'a RawProfile) -> Option<&'a T>,
+    ) -> Option<(&'a T, &'a SourceFile)> {
+        self.profiles
+            .iter()
+            .rev()
+            .find_map(|p| Some((get(&p.raw)?, &self.files[p.file])))
+    }
+
+    /// Each profile with its file, base first.
+    pub fn base_first(&self) -> impl Iterator<Item = Layer<'a>> + 'a {
+        let files = self.files;
+        self.profiles.iter().map(move |p| Layer {
+            profile: &p.raw,
+            file: &files[p.file],
+            index: p.file,
+        })
+    }
+
+    /// The files of the chain, base first.
+    pub fn files(&self) -> impl Iterator<Item = &'a SourceFile> + 'a {
+        self.base_first().map(|layer| layer.file)
+    }
+}
+
+/// One profile of an [`Overlay`], with its file.
+pub struct Layer<'a> {
+    /// The profile as written.
+    pub profile: &'a RawProfile,
+    /// Its source.
+    pub file: &'a SourceFile,
+    /// Its index in the loader's file table (what spans in declared steps refer to).
+    pub index: usize,
+}
+
 /// Names of the profiles in `dir` (files `*.toml`), sorted.
 pub fn available(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

@@ -11,7 +11,7 @@ use serde_json::{Value as Json, json};
 
 use super::diagnostics::{ManifestDiagnostic, ManifestErrors, SourceFile, from_toml};
 use super::model::{Pipeline, Step};
-use super::profiles::{self, LoadedProfile, toml_to_json};
+use super::profiles::{self, Overlay, toml_to_json};
 use super::schema::RawManifest;
 use super::templating::Renderer;
 use super::validate::Rendered;
@@ -52,17 +52,13 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
         .iter()
         .map(|(k, v)| (k.get_ref().clone(), toml_to_json(v.get_ref())))
         .collect();
-    for profile in &chain {
-        profiles::overlay_params(
-            &mut params,
-            &profile.raw.params,
-            &files[profile.file],
-            &mut errors,
-        );
+    let overlay = Overlay::new(&chain, &files);
+    for layer in overlay.base_first() {
+        profiles::overlay_params(&mut params, &layer.profile.params, layer.file, &mut errors);
     }
     profiles::apply_sets(&mut params, &options.sets, &mut errors);
-    let remote = crate::remote::config::resolve(&chain, &files, &mut errors);
-    let declared = declare_steps(&raw, &chain, &files, &mut errors);
+    let remote = crate::remote::config::resolve(overlay, &mut errors);
+    let declared = declare_steps(&raw, overlay, &files, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -79,7 +75,7 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
     let renderer = Renderer::default();
     let mut base = json!({
         "pipeline": {"name": name},
-        "profile": {"name": profile_name, "rehearsal": chain.iter().rev().find_map(|p| p.raw.rehearsal).unwrap_or(false)},
+        "profile": {"name": profile_name, "rehearsal": overlay.nearest(|p| p.rehearsal.as_ref()).is_some_and(|(r, _)| *r)},
         "params": params,
         "platform": platform(),
         "workspace": workspace.display().to_string(),
@@ -95,8 +91,8 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
         None => format!("results/{profile_name}"),
     };
     base["results"] = Json::String(results.clone());
-    let preflight = super::preflight::resolve(&chain, &files, &renderer, &base, &mut errors);
-    let budget = super::budget::resolve(&chain, &files, &renderer, &base, &mut errors);
+    let preflight = super::preflight::resolve(overlay, &renderer, &base, &mut errors);
+    let budget = super::budget::resolve(overlay, &renderer, &base, &mut errors);
     let mut resolver = Resolver {
         files: &files,
         renderer,
@@ -116,11 +112,10 @@ pub fn load(options: &LoadOptions) -> Result<Pipeline, ManifestErrors> {
         params,
         steps,
         manifest_digest: blake3::hash(files[0].text.as_bytes()).to_hex().to_string(),
-        profile_digest: profile_digest(&chain, &files),
-        requires: chain
-            .iter()
-            .rev()
-            .find_map(|p| p.raw.requires.as_ref().map(|r| r.get_ref().clone())),
+        profile_digest: profile_digest(overlay),
+        requires: overlay
+            .nearest(|p| p.requires.as_ref())
+            .map(|(r, _)| r.get_ref().clone()),
         preflight,
         budget,
         remote,
@@ -138,13 +133,14 @@ fn declared_spans(declared: &[Declared]) -> BTreeMap<String, Range<usize>> {
         .collect()
 }
 
-fn profile_digest(chain: &[LoadedProfile], files: &[SourceFile]) -> String {
-    if chain.is_empty() {
+fn profile_digest(overlay: Overlay) -> String {
+    let mut files = overlay.files().peekable();
+    if files.peek().is_none() {
         return String::new();
     }
     let mut hasher = blake3::Hasher::new();
-    for profile in chain {
-        hasher.update(files[profile.file].text.as_bytes());
+    for file in files {
+        hasher.update(file.text.as_bytes());
     }
     hasher.finalize().to_hex().to_string()
 }

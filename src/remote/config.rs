@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::manifest::diagnostics::{ManifestDiagnostic, ManifestErrors, SourceFile};
-use crate::manifest::profiles::LoadedProfile;
+use crate::manifest::profiles::Overlay;
 
 /// The only engine Forge drives today.
 pub const ENGINE: &str = "skypilot";
@@ -87,23 +87,15 @@ impl<T> Found<'_, T> {
 }
 
 /// The profile chain's `[remote]` tables overlaid and validated; `None` when no profile has one.
-pub fn resolve(
-    chain: &[LoadedProfile],
-    files: &[SourceFile],
-    errors: &mut ManifestErrors,
-) -> Option<Remote> {
-    let tables: Vec<(&RawRemote, &SourceFile)> = chain
-        .iter()
-        .filter_map(|p| p.raw.remote.as_ref().map(|r| (r, &files[p.file])))
-        .collect();
-    if tables.is_empty() {
-        return None;
-    }
-    let last = |pick: &dyn Fn(&RawRemote) -> bool| tables.iter().rev().find(|(r, _)| pick(r));
+pub fn resolve(overlay: Overlay, errors: &mut ManifestErrors) -> Option<Remote> {
+    // The nearest profile with a `[remote]` table: where a missing key is reported.
+    let (_, nearest) = overlay.nearest(|p| p.remote.as_ref())?;
+    // Each key from the nearest profile whose `[remote]` sets it.
     macro_rules! found {
         ($field:ident) => {
-            last(&|r| r.$field.is_some())
-                .and_then(|(r, file)| r.$field.as_ref().map(|value| Found { value, file }))
+            overlay
+                .nearest(|p| p.remote.as_ref()?.$field.as_ref())
+                .map(|(value, file)| Found { value, file })
         };
     }
     let before = errors.items.len();
@@ -120,7 +112,7 @@ pub fn resolve(
         Some(f) => accelerators_of(&f, errors),
         None => {
             errors.push(missing(
-                tables[tables.len() - 1],
+                nearest,
                 "accelerators",
                 "accelerators = \"RTXA5000:1\"",
             ));
@@ -133,11 +125,7 @@ pub fn resolve(
     let max_hourly_cost = match found!(max_hourly_cost) {
         Some(f) => hourly_cost_of(&f, errors),
         None => {
-            errors.push(missing(
-                tables[tables.len() - 1],
-                "max_hourly_cost",
-                "max_hourly_cost = 1.0",
-            ));
+            errors.push(missing(nearest, "max_hourly_cost", "max_hourly_cost = 1.0"));
             None
         }
     };
@@ -150,7 +138,9 @@ pub fn resolve(
         }
         Some(text.to_string())
     });
-    let secrets = secrets_of(&tables, errors);
+    let secrets = overlay
+        .nearest(|p| p.remote.as_ref()?.secrets.as_ref())
+        .map_or_else(Vec::new, |(names, file)| secrets_of(names, file, errors));
     if errors.items.len() != before {
         return None;
     }
@@ -167,8 +157,7 @@ pub fn resolve(
     })
 }
 
-fn missing(table: (&RawRemote, &SourceFile), key: &str, example: &str) -> ManifestDiagnostic {
-    let file = table.1;
+fn missing(file: &SourceFile, key: &str, example: &str) -> ManifestDiagnostic {
     let span = header_span(&file.text);
     ManifestDiagnostic::at(file, span, format!("`[remote]` has no `{key}`"))
         .label("this table")
@@ -277,12 +266,13 @@ fn autostop_of(f: &Found<RawAutostop>, errors: &mut ManifestErrors) -> Option<u3
     }
 }
 
-fn secrets_of(tables: &[(&RawRemote, &SourceFile)], errors: &mut ManifestErrors) -> Vec<String> {
-    let Some((raw, file)) = tables.iter().rev().find(|(r, _)| r.secrets.is_some()) else {
-        return Vec::new();
-    };
+fn secrets_of(
+    written: &[Spanned<String>],
+    file: &SourceFile,
+    errors: &mut ManifestErrors,
+) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    for name in raw.secrets.iter().flatten() {
+    for name in written {
         let text = name.get_ref();
         let valid = text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
