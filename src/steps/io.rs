@@ -39,6 +39,13 @@ pub struct ServiceInfo {
     pub facts: BTreeMap<String, serde_json::Value>,
 }
 
+impl ServiceInfo {
+    /// True when its step declares `model`: it serves one (a scraper beside it does not).
+    pub fn serves_model(&self) -> bool {
+        self.facts.contains_key("model_id")
+    }
+}
+
 /// Provenance shared by every result a run writes.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Provenance {

@@ -56,9 +56,7 @@ fn served_model(
     if services.len() == 1 {
         return services.values().next().cloned();
     }
-    let mut serving = services
-        .values()
-        .filter(|s| s.facts.contains_key("model_id"));
+    let mut serving = services.values().filter(|s| s.serves_model());
     match (serving.next(), serving.next()) {
         (Some(only), None) => Some(only.clone()),
         _ => None,
@@ -78,10 +76,7 @@ pub async fn run_step(settings: &BenchSettings, io: &StepIo) -> Result<BenchSumm
             return Err(BenchError::NoBaseUrl(format!(
                 "no `base_url` and the step needs {} services, {} of them serving a model (exactly one is required)",
                 io.services.len(),
-                io.services
-                    .values()
-                    .filter(|s| s.facts.contains_key("model_id"))
-                    .count()
+                io.services.values().filter(|s| s.serves_model()).count()
             )));
         }
     };

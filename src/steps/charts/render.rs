@@ -121,6 +121,10 @@ pub fn line_chart<DB: DrawingBackend>(
         .bold_line_style(RGBColor(215, 215, 215))
         .draw()
         .map_err(err)?;
+    // Lines with error bars each draw theirs a little apart (log2 units; about 10 px on a 1..64
+    // axis), so bars of one level do not hide one another; the points stay on the level.
+    let with_bars = data.lines.iter().filter(|l| !l.bars.is_empty()).count();
+    let mut bar_slot = 0;
     for line in &data.lines {
         let style = colour(line.colour).stroke_width(if line.dashed { 2 } else { 3 });
         let points: Vec<(f64, f64)> = line.points.iter().map(|(c, y)| (log2(*c), *y)).collect();
@@ -140,16 +144,31 @@ pub fn line_chart<DB: DrawingBackend>(
                 .map_err(err)?;
         }
         // The level's 95 % interval around its point, capped, in the line's colour.
+        if line.bars.is_empty() {
+            continue;
+        }
+        let offset = BAR_SPACING * (bar_slot as f64 - (with_bars as f64 - 1.0) / 2.0);
+        bar_slot += 1;
         let bars = line.bars.iter().filter_map(|&(c, lo, hi)| {
             let (_, y) = line.points.iter().find(|p| p.0 == c)?;
             let bar_style = colour(line.colour).stroke_width(2);
-            Some(ErrorBar::new_vertical(log2(c), lo, *y, hi, bar_style, 10))
+            Some(ErrorBar::new_vertical(
+                log2(c) + offset,
+                lo,
+                *y,
+                hi,
+                bar_style,
+                8,
+            ))
         });
         chart.draw_series(bars).map_err(err)?;
     }
     draw_legend(&legend, &data.lines)?;
     root.present().map_err(err)
 }
+
+/// How far apart, in log2 units of concurrency, the error bars of different lines are drawn.
+const BAR_SPACING: f64 = 0.1;
 
 /// Width of the legend column: about 7.5 px per character at 14 px, plus the line sample.
 fn legend_width(lines: &[Line]) -> u32 {
@@ -339,4 +358,56 @@ pub fn retention_chart<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
     root.present().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The x positions of the vertical segments an SVG draws in `rgb` (an error bar's stem).
+    fn stems(svg: &str, rgb: &str) -> Vec<i64> {
+        svg.lines()
+            .filter(|l| l.contains("<line") && l.contains(rgb))
+            .filter_map(|l| {
+                let attr = |name: &str| -> Option<i64> {
+                    let start = l.find(&format!("{name}=\""))? + name.len() + 2;
+                    l[start..].split('"').next()?.parse().ok()
+                };
+                let (x1, x2, y1, y2) = (attr("x1")?, attr("x2")?, attr("y1")?, attr("y2")?);
+                (x1 == x2 && y1 != y2).then_some(x1)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bars_of_two_lines_at_one_level_are_drawn_apart() {
+        let line = |name: &str, dashed: bool, y: f64| Line {
+            name: name.into(),
+            points: vec![(1.0, y), (4.0, y)],
+            colour: 0,
+            dashed,
+            markers: true,
+            bars: vec![(4.0, y - 10.0, y + 10.0)],
+        };
+        let data = LineChart {
+            title: "t".into(),
+            y_label: "ms".into(),
+            lines: vec![line("p50", false, 50.0), line("p99", true, 60.0)],
+            levels: vec![1.0, 4.0],
+            y_max: 100.0,
+            caption: String::new(),
+        };
+        super::super::font::register().expect("bundled font");
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
+            line_chart(&root, &data).expect("renders");
+        }
+        let RGBColor(r, g, b) = colour(0);
+        let mut xs = stems(&svg, &format!("#{r:02X}{g:02X}{b:02X}"));
+        xs.sort_unstable();
+        xs.dedup();
+        assert_eq!(xs.len(), 2, "two stems at different x: {xs:?}");
+        assert!(xs[1] - xs[0] >= 6, "{xs:?}");
+    }
 }
