@@ -9,7 +9,7 @@ use super::{SCHEMA_VERSION, Versioned};
 use crate::steps::bench::ErrorBreakdown;
 
 /// `summary.json`: the sweep at a glance, levels sorted by concurrency.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct BenchSummary {
     /// The shape of this file ([`SCHEMA_VERSION`]); absent in files written before it was
     /// recorded, which have version 1's shape.
@@ -39,7 +39,7 @@ impl Versioned for BenchSummary {
 
 /// One row of `summary.json` (vLLM `--save-result` key names). Every key but `levels` reads as
 /// zero, `null` or empty when absent (summaries written before a key existed).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default)]
 pub struct LevelSummary {
     /// Concurrency level.
@@ -100,7 +100,7 @@ pub struct LevelSummary {
 }
 
 /// `metadata` of every bench file: the shared keys, then the bench extras.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default)]
 pub struct BenchMetadata {
     /// The shared keys (`forge_version` ... `model`); `date` is when the sweep started, host
@@ -118,7 +118,7 @@ pub struct BenchMetadata {
 }
 
 /// What was sent, reproducibly.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Workload {
     /// Dataset kind.

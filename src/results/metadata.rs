@@ -6,7 +6,7 @@
 //! empty or `null`, so a caption can still be drawn from what is there.
 
 /// The keys every result file's `metadata` starts with, in this order.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Metadata {
     /// `CARGO_PKG_VERSION` of the forge binary that wrote the file.
@@ -32,7 +32,7 @@ pub struct Metadata {
 }
 
 /// A GPU as `nvidia-smi` reports it.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct GpuInfo {
     /// Product name (`NVIDIA RTX A5000`).
@@ -48,7 +48,7 @@ pub struct GpuInfo {
 }
 
 /// The serving engine.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct EngineInfo {
     /// Engine name (`vllm`).
@@ -65,7 +65,7 @@ pub struct EngineInfo {
 }
 
 /// The model a result is about.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct ModelInfo {
     /// Name the server serves it under (`smollm2`).
@@ -88,7 +88,7 @@ pub struct ModelInfo {
 }
 
 /// The form in which a model's weights reached the engine.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 pub struct WeightsInfo {
     /// `int4` (the quantized checkpoint, served with the engine's INT4 kernel) or
     /// `bf16-dequantized` (the same weights unpacked to BF16 for an engine without one).

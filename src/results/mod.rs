@@ -9,6 +9,7 @@ pub mod cost;
 pub mod eval;
 pub mod intervals;
 pub mod metadata;
+pub mod schema;
 
 use std::path::{Path, PathBuf};
 
