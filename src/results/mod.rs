@@ -7,6 +7,8 @@
 pub mod bench;
 pub mod cost;
 pub mod eval;
+#[cfg(test)]
+mod fixtures;
 pub mod intervals;
 pub mod metadata;
 pub mod schema;
