@@ -103,7 +103,9 @@ pub struct Retention {
 }
 
 /// `metadata` of `retention.json`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(default)]
 pub struct RetentionMetadata {
     /// The shared provenance keys (engine taken from the baseline's scores).

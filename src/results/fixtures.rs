@@ -62,7 +62,14 @@ const BF16: Sweep = Sweep {
 
 /// Retention rows: task, metric, baseline score and stderr, candidate score and stderr.
 const TASKS: [(&str, &str, f64, f64, f64, f64); 3] = [
-    ("gsm8k", "exact_match,flexible-extract", 0.0625, 0.0135, 0.0547, 0.0127),
+    (
+        "gsm8k",
+        "exact_match,flexible-extract",
+        0.0625,
+        0.0135,
+        0.0547,
+        0.0127,
+    ),
     ("hellaswag", "acc_norm,none", 0.4219, 0.0218, 0.4125, 0.0218),
     ("arc_easy", "acc,none", 0.5703, 0.0219, 0.5566, 0.0220),
 ];
@@ -115,10 +122,7 @@ fn level(&(concurrency, output, ttft50, ttft99, tpot50, tpot99): &Row) -> LevelS
         total_output_tokens: OUTPUT_TOKENS,
         request_throughput: Some(round(PROMPTS as f64 / duration, 6)),
         output_throughput: Some(round(output, 6)),
-        total_token_throughput: Some(round(
-            (INPUT_TOKENS + OUTPUT_TOKENS) as f64 / duration,
-            6,
-        )),
+        total_token_throughput: Some(round((INPUT_TOKENS + OUTPUT_TOKENS) as f64 / duration, 6)),
         mean_ttft_ms: round(ttft50 * 0.93, 3),
         median_ttft_ms: Some(ttft50),
         p90_ttft_ms: round((ttft50 + ttft99) / 2.0, 3),

@@ -6,7 +6,9 @@
 //! empty or `null`, so a caption can still be drawn from what is there.
 
 /// The keys every result file's `metadata` starts with, in this order.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(default)]
 pub struct Metadata {
     /// `CARGO_PKG_VERSION` of the forge binary that wrote the file.
@@ -32,7 +34,9 @@ pub struct Metadata {
 }
 
 /// A GPU as `nvidia-smi` reports it.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(default)]
 pub struct GpuInfo {
     /// Product name (`NVIDIA RTX A5000`).
@@ -48,7 +52,9 @@ pub struct GpuInfo {
 }
 
 /// The serving engine.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(default)]
 pub struct EngineInfo {
     /// Engine name (`vllm`).
@@ -65,7 +71,9 @@ pub struct EngineInfo {
 }
 
 /// The model a result is about.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(default)]
 pub struct ModelInfo {
     /// Name the server serves it under (`smollm2`).
