@@ -18,34 +18,57 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
     vec![
         (
             "bench-summary.schema.json",
-            schema::<bench::BenchSummary>("results/<profile>/bench/<label>/summary.json"),
+            schema::<bench::BenchSummary>(
+                bench::BenchSummary::WHAT,
+                "results/<profile>/bench/<label>/summary.json",
+            ),
+        ),
+        (
+            "bench-level.schema.json",
+            schema::<bench::LevelFile<'static>>(
+                bench::LEVEL_FILE,
+                "results/<profile>/bench/<label>/c<N>.json",
+            ),
         ),
         (
             "bench-intervals.schema.json",
-            schema::<intervals::BenchIntervals>("results/<profile>/bench/<label>/intervals.json"),
+            schema::<intervals::BenchIntervals>(
+                intervals::BenchIntervals::WHAT,
+                "results/<profile>/bench/<label>/intervals.json",
+            ),
         ),
         (
             "eval-scores.schema.json",
-            schema::<eval::EvalScores>("results/<profile>/eval/<label>/scores.json"),
+            schema::<eval::EvalScores>(
+                eval::EvalScores::WHAT,
+                "results/<profile>/eval/<label>/scores.json",
+            ),
         ),
         (
             "eval-retention.schema.json",
-            schema::<eval::Retention>("results/<profile>/eval/retention.json"),
+            schema::<eval::Retention>(
+                eval::Retention::WHAT,
+                "results/<profile>/eval/retention.json",
+            ),
         ),
         (
             "cost.schema.json",
-            schema::<cost::CostFile>("results/<profile>/cost/cost.json"),
+            schema::<cost::CostFile>(cost::CostFile::WHAT, "results/<profile>/cost/cost.json"),
         ),
         (
             "cost-comparison.schema.json",
-            schema::<cost::ComparisonFile>("results/<profile>/cost/comparison.json"),
+            schema::<cost::ComparisonFile>(
+                cost::ComparisonFile::WHAT,
+                "results/<profile>/cost/comparison.json",
+            ),
         ),
     ]
 }
 
-/// The schema of `T`, titled with the file it describes (`path`) and its `schema_version`, and
-/// with `schema_version` pinned to [`SCHEMA_VERSION`] (what [`super::read_json`] accepts).
-fn schema<T: JsonSchema + Versioned>(path: &str) -> Schema {
+/// The schema of `T`, titled with what the file is (`what`, as [`Versioned::WHAT`] says it), the
+/// path it is written to and its `schema_version`, which is pinned to [`SCHEMA_VERSION`] (what
+/// [`super::read_json`] accepts).
+fn schema<T: JsonSchema>(what: &str, path: &str) -> Schema {
     let mut schema = schemars::schema_for!(T);
     let about = schema
         .get("description")
@@ -54,7 +77,7 @@ fn schema<T: JsonSchema + Versioned>(path: &str) -> Schema {
         .to_string();
     schema.insert(
         "title".into(),
-        format!("Forge {}, schema_version {SCHEMA_VERSION}", T::WHAT).into(),
+        format!("Forge {what}, schema_version {SCHEMA_VERSION}").into(),
     );
     schema.insert(
         "description".into(),
@@ -92,10 +115,7 @@ mod tests {
         let mut named = BTreeSet::new();
         let mut stale = Vec::new();
         for (name, schema) in schemas() {
-            assert!(
-                schema.get("$schema").is_some(),
-                "{name} names its draft"
-            );
+            assert!(schema.get("$schema").is_some(), "{name} names its draft");
             let path = fresh.path().join(name);
             super::super::write_json(&path, &schema).expect("schema writes");
             let bytes = std::fs::read(&path).expect("read back");
@@ -108,7 +128,11 @@ mod tests {
             named.insert(name.to_string());
         }
         for entry in std::fs::read_dir(&committed).expect("docs/schemas/ exists") {
-            let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+            let name = entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
             if named.contains(&name) {
                 continue;
             }
