@@ -12,6 +12,7 @@ use crate::steps::bench::uncertainty::Interval;
 
 /// A figure echoed with where it came from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[schemars(rename = "Sourced_{T}")]
 pub struct Sourced<T> {
     /// The value used.
     pub value: T,

@@ -2,7 +2,7 @@
 //! and model. [`crate::steps::metadata`] gathers the facts; each kind flattens [`Metadata`] into its
 //! own metadata type and appends its extra keys.
 //!
-//! Reading is lenient: a key absent from a file (an older Forge, a hand-made fixture) reads as
+//! Reading is lenient: a key absent from a file (written by an older Forge) reads as
 //! empty or `null`, so a caption can still be drawn from what is there.
 
 /// The keys every result file's `metadata` starts with, in this order.
