@@ -25,6 +25,8 @@ drifts steadily over the four runs drifts out of the comparison (CI, 2026-12-01:
 c=1 measured median TPOT 80.8 ms against vLLM's 66.2 ms two minutes later, +22 %, while every
 count and the c=4 level agreed: the server had slowed, not the client). Counts and token totals
 must then be equal in all four runs.
+Each summary.json is validated against docs/schemas/bench-summary.schema.json (generated from the
+Rust type that writes it) before anything is compared.
 Exit 0 when every check holds, 1 otherwise. Stdlib only.
 """
 
@@ -36,6 +38,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from forge_common import SchemaError, load_schema, validate
+
 TTFT_TOLERANCE = 0.30
 TPOT_TOLERANCE = 0.30
 EQUAL_FIELDS = ("completed", "failed", "total_input_tokens", "total_output_tokens")
@@ -43,6 +47,8 @@ EQUAL_FIELDS = ("completed", "failed", "total_input_tokens", "total_output_token
 # level row it needs (src/results/bench.rs LevelSummary). A Rust test checks both against the
 # Rust types, so renaming a field there fails `cargo test` instead of this script.
 SCHEMA_VERSION = 1
+# The JSON Schema of summary.json, generated from the Rust type (docs/results.md, "Schemas").
+SUMMARY_SCHEMA = Path(__file__).resolve().parent.parent / "docs/schemas/bench-summary.schema.json"
 LEVEL_KEYS = ("max_concurrency", "completed", "failed", "total_input_tokens", "total_output_tokens",
               "median_ttft_ms", "median_tpot_ms")
 
@@ -57,6 +63,10 @@ def levels(directory: Path) -> dict[int, dict[str, Any]]:
     version = summary.get("schema_version", 1)  # absent: written before Forge recorded it, version 1
     if version != SCHEMA_VERSION:
         raise SummaryError(f"{path}: schema_version {version}, but this script reads version {SCHEMA_VERSION}")
+    try:
+        validate(summary, load_schema(SUMMARY_SCHEMA), str(path))
+    except SchemaError as error:
+        raise SummaryError(str(error)) from error
     rows = summary.get("levels")
     if not isinstance(rows, list):
         raise SummaryError(f"{path}: no `levels` list")

@@ -11,6 +11,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -41,6 +42,8 @@ def load(name: str, rel: str) -> types.ModuleType:
 
 forge_env = load("forge_env", "scripts/forge_env.py")
 crosscheck = load("crosscheck", "scripts/crosscheck.py")
+# The module crosscheck imports, so both see one `SchemaError`.
+forge_common = importlib.import_module("forge_common")
 
 
 @contextlib.contextmanager
@@ -657,3 +660,133 @@ class CrosscheckTests(unittest.TestCase):
         code, out = self.run_check([self.level(1, 64.0, 32.0)], [self.level(4, 64.0, 32.0)])
         self.assertEqual(code, 1)
         self.assertIn("different levels", out)
+
+
+class ResultSchemaTests(unittest.TestCase):
+    """forge_common's validator against the committed schemas (docs/schemas/) and fixtures."""
+
+    FIXTURES = ROOT / "tests/fixtures/results"
+    # Each result file name and its schema (`c<N>.json`: bench-level).
+    SCHEMA_OF = {"summary.json": "bench-summary", "intervals.json": "bench-intervals", "scores.json": "eval-scores",
+                 "retention.json": "eval-retention", "cost.json": "cost", "comparison.json": "cost-comparison"}
+
+    def schema(self, name: str) -> dict[str, Any]:
+        schema: dict[str, Any] = forge_common.load_schema(forge_common.SCHEMAS / f"{name}.schema.json")
+        return schema
+
+    def fixtures(self) -> list[tuple[Path, str]]:
+        """Every committed result file with a schema, and its schema's name."""
+        found = []
+        for path in sorted(self.FIXTURES.rglob("*.json")):
+            if re.fullmatch(r"c\d+\.json", path.name):
+                found.append((path, "bench-level"))
+            else:
+                self.assertIn(path.name, self.SCHEMA_OF, f"{path} has no schema")
+                found.append((path, self.SCHEMA_OF[path.name]))
+        return found
+
+    def documents(self) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+        """Each fixture, then broken versions of it, with its schema: (label, document, schema).
+        A broken version is the fixture changed in place until the next item is asked for."""
+        for path, name in self.fixtures():
+            schema, document = self.schema(name), json.loads(path.read_text())
+            yield str(path), document, schema
+            places = list(self.places(document))
+            for where, parent, key in places[::max(1, len(places) // 25)]:
+                original = parent[key]
+                replacements: tuple[Any, ...] = ("a string", None, -1)
+                for replacement in replacements:
+                    parent[key] = replacement
+                    yield f"{path} with {where} = {replacement!r}", document, schema
+                if isinstance(parent, dict):
+                    del parent[key]
+                    yield f"{path} without {where}", document, schema
+                parent[key] = original
+
+    def places(self, value: Any, where: str = "") -> Iterator[tuple[str, Any, Any]]:
+        """Every (path, container, key) in a document, depth first."""
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+        for key, item in list(items):
+            path = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}"
+            yield path, value, key
+            yield from self.places(item, path)
+
+    def test_every_committed_fixture_matches_its_schema(self) -> None:
+        found = self.fixtures()
+        names = {name for _, name in found}
+        self.assertGreaterEqual(len(found), 9, found)
+        self.assertLessEqual({"bench-summary", "bench-level", "eval-retention", "cost", "cost-comparison"}, names)
+        self.assertIn(self.FIXTURES / "m1-rehearsal-captured/bench/bf16/summary.json", [p for p, _ in found])
+        for path, name in found:
+            forge_common.validate(json.loads(path.read_text()), self.schema(name), str(path))
+
+    def test_every_committed_schema_loads(self) -> None:
+        files = sorted(forge_common.SCHEMAS.glob("*.schema.json"))
+        self.assertEqual({f.name.removesuffix(".schema.json") for f in files},
+                         {*self.SCHEMA_OF.values(), "bench-level"})
+        for path in files:
+            self.assertEqual(forge_common.load_schema(path)["$schema"], "https://json-schema.org/draft/2020-12/schema")
+
+    def test_a_wrong_type_or_a_missing_key_is_named_with_its_path(self) -> None:
+        path = self.FIXTURES / "m1-rehearsal/bench/awq/summary.json"
+        summary = json.loads(path.read_text())
+        summary["levels"][2]["median_tpot_ms"] = "22.39"
+        with self.assertRaises(forge_common.SchemaError) as caught:
+            forge_common.validate(summary, self.schema("bench-summary"), str(path))
+        self.assertEqual(str(caught.exception),
+                         f"{path}: levels[2].median_tpot_ms: expected number or null, got string")
+        retention = json.loads((self.FIXTURES / "m1-rehearsal/eval/retention.json").read_text())
+        del retention["tasks"][1]["baseline"]
+        missing = r"^retention.json: tasks\[1\]: missing required key `baseline`$"
+        with self.assertRaisesRegex(forge_common.SchemaError, missing):
+            forge_common.validate(retention, self.schema("eval-retention"), "retention.json")
+        del retention["summary"]
+        with self.assertRaisesRegex(forge_common.SchemaError, r"\(top level\): missing required key `summary`"):
+            forge_common.validate(retention, self.schema("eval-retention"), "retention.json")
+        with self.assertRaisesRegex(forge_common.SchemaError, r"schema_version: expected 1, got 2"):
+            forge_common.validate({"schema_version": 2, "levels": []}, self.schema("bench-summary"), "summary.json")
+
+    def test_a_keyword_it_does_not_implement_is_refused(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, "x.schema.json")
+            path.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "string", "maxLength": 3}}}))
+            with self.assertRaisesRegex(forge_common.SchemaError, r"x.schema.json#/properties/a: keyword `maxLength`"):
+                forge_common.load_schema(path)
+            path.write_text(json.dumps({"$ref": "other.json#/$defs/A"}))
+            with self.assertRaisesRegex(forge_common.SchemaError, r"only local `\$ref`s"):
+                forge_common.load_schema(path)
+
+    def test_crosscheck_refuses_a_summary_that_breaks_the_schema(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, median in (("bad", "fast"), ("good", 30.0)):
+                Path(tmp, name).mkdir()
+                row = CrosscheckTests.level(1, 60.0, 30.0, median_tpot_ms=median)
+                Path(tmp, name, "summary.json").write_text(json.dumps({"levels": [row]}))
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                code = crosscheck.main([str(Path(tmp, "bad")), str(Path(tmp, "good"))])
+            self.assertEqual(code, 1, out.getvalue())
+            self.assertIn(f"cross-check FAILED: {Path(tmp, 'bad', 'summary.json')}: "
+                          "levels[0].median_tpot_ms: expected number or null, got string", out.getvalue())
+
+    def test_it_agrees_with_the_jsonschema_library(self) -> None:
+        try:
+            jsonschema = importlib.import_module("jsonschema")
+        except ImportError:
+            self.skipTest("the `jsonschema` package is not installed for this python3")
+        verdicts = []
+        validators: dict[str, Any] = {}
+        for label, document, schema in self.documents():
+            if schema["title"] not in validators:
+                jsonschema.Draft202012Validator.check_schema(schema)
+                validators[schema["title"]] = jsonschema.Draft202012Validator(schema)
+            expected = validators[schema["title"]].is_valid(document)
+            try:
+                forge_common.validate(document, schema, label)
+                ours = True
+            except forge_common.SchemaError:
+                ours = False
+            self.assertEqual(ours, expected, label)
+            verdicts.append(ours)
+        self.assertGreater(verdicts.count(True), 100)
+        self.assertGreater(verdicts.count(False), 100)

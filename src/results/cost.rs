@@ -11,7 +11,8 @@ use super::metadata::Metadata;
 use crate::steps::bench::uncertainty::Interval;
 
 /// A figure echoed with where it came from.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[schemars(rename = "Sourced_{T}")]
 pub struct Sourced<T> {
     /// The value used.
     pub value: T,
@@ -42,7 +43,7 @@ pub struct CostReport {
 }
 
 /// `cost.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CostFile {
     /// The shape of this file ([`super::SCHEMA_VERSION`]); absent in files written before it was
     /// recorded, which have version 1's shape.
@@ -65,7 +66,7 @@ pub struct CostFile {
 
 /// `metadata` of `cost.json` and `comparison.json`: the run's provenance with the candidate's
 /// hardware, engine and model as its bench summary recorded them, then when that sweep ran.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default)]
 pub struct CostMetadata {
     /// The shared keys; `date` is when the cost step ran.
@@ -84,7 +85,7 @@ impl Versioned for ComparisonFile {
 }
 
 /// The formula and where it comes from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Formula {
     /// The formula, in words.
     pub usd_per_1m_tokens: String,
@@ -97,7 +98,7 @@ pub struct Formula {
 }
 
 /// The inputs of the cost model.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CostInputs {
     /// GPU name.
     pub gpu_name: Sourced<String>,
@@ -145,7 +146,7 @@ pub struct CostInputs {
 }
 
 /// The cost of one model label.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LabelCost {
     /// The bench summary it came from.
     pub bench_file: String,
@@ -162,7 +163,7 @@ pub struct LabelCost {
 }
 
 /// A cost at one level and one utilization.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CostPoint {
     /// Concurrency level.
     pub max_concurrency: u32,
@@ -183,7 +184,7 @@ pub struct CostPoint {
 }
 
 /// One concurrency level's cost and latency.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LevelCost {
     /// Concurrency level.
     pub max_concurrency: u32,
@@ -212,7 +213,7 @@ pub struct LevelCost {
 }
 
 /// `comparison.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ComparisonFile {
     /// The shape of this file ([`super::SCHEMA_VERSION`]); absent in files written before it was
     /// recorded, which have version 1's shape.
@@ -249,7 +250,7 @@ pub struct ComparisonFile {
 }
 
 /// The candidate's cost under one price of the GPU: the same measured throughput, another bill.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TierCost {
     /// The price: product, USD per hour, source, date and note, as the settings give it.
     pub price: crate::steps::cost::settings::PriceTier,
@@ -269,7 +270,7 @@ pub struct TierCost {
 }
 
 /// The measured token mix.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Workload {
     /// Prompt tokens over the candidate's sweep.
     pub input_tokens: u64,
@@ -282,7 +283,7 @@ pub struct Workload {
 }
 
 /// Self-hosted cost figures of the candidate, USD per 1M tokens.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SelfHosted {
     /// Peak level at the headline utilization.
     pub headline: CostSummary,
@@ -293,7 +294,7 @@ pub struct SelfHosted {
 }
 
 /// One self-hosted cost figure.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CostSummary {
     /// Concurrency level.
     pub max_concurrency: u32,
@@ -316,7 +317,7 @@ pub struct CostSummary {
 }
 
 /// The candidate's quality next to its cost.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Quality {
     /// Baseline label.
     pub baseline: String,
@@ -331,7 +332,7 @@ pub struct Quality {
 }
 
 /// Self-hosted against one API model.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApiComparison {
     /// Provider.
     pub provider: String,
@@ -360,7 +361,7 @@ pub struct ApiComparison {
 }
 
 /// Monthly volume above which the always-on GPU is cheaper than the API.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct BreakEven {
     /// Tokens (input + output) per month.
     pub tokens_per_month: f64,

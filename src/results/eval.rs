@@ -6,7 +6,7 @@ use super::Versioned;
 use super::metadata::{Metadata, ModelInfo};
 
 /// The content of `results/<profile>/eval/<label>/scores.json`.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 pub struct EvalScores {
     /// The shape of this file ([`super::SCHEMA_VERSION`]); absent in files written before it was
     /// recorded, which have version 1's shape.
@@ -23,7 +23,7 @@ pub struct EvalScores {
 }
 
 /// `metadata` of `scores.json`: the shared keys, then the eval-specific ones.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 pub struct EvalMetadata {
     /// The shared provenance keys.
     #[serde(flatten)]
@@ -35,7 +35,7 @@ pub struct EvalMetadata {
 }
 
 /// Which lm-eval produced the numbers.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 pub struct LmEvalInfo {
     /// `lm_eval_version` from the results file.
     pub version: Option<String>,
@@ -44,7 +44,7 @@ pub struct LmEvalInfo {
 }
 
 /// One lm-eval run within the step.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 pub struct Invocation {
     /// Tasks it ran.
     pub tasks: Vec<String>,
@@ -63,7 +63,7 @@ pub struct Invocation {
 }
 
 /// One kept number.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 pub struct ScoreRow {
     /// lm-eval task or group name.
     pub task: String,
@@ -82,7 +82,7 @@ pub struct ScoreRow {
 }
 
 /// The content of `results/<profile>/eval/retention.json`.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 pub struct Retention {
     /// The shape of this file ([`super::SCHEMA_VERSION`]); absent in files written before it was
     /// recorded, which have version 1's shape.
@@ -103,7 +103,9 @@ pub struct Retention {
 }
 
 /// `metadata` of `retention.json`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(default)]
 pub struct RetentionMetadata {
     /// The shared provenance keys (engine taken from the baseline's scores).
@@ -120,7 +122,7 @@ pub struct RetentionMetadata {
 }
 
 /// Retention of one task and metric.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 pub struct RetentionRow {
     /// lm-eval task or group name.
     pub task: String,
@@ -152,7 +154,7 @@ pub struct RetentionRow {
 }
 
 /// Averages over all rows.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 pub struct RetentionSummary {
     /// (1/n) sum r_i.
     pub mean_retention: f64,

@@ -14,7 +14,7 @@ pub const CONFIDENCE: f64 = 0.95;
 pub const FILE: &str = "intervals.json";
 
 /// A point estimate with its confidence interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Interval {
     /// The figure over all requests (equal to the one in `c<N>.json`).
     pub estimate: f64,
@@ -47,7 +47,7 @@ impl Interval {
 }
 
 /// The intervals of one level; a figure is `null` when the level has no value for it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LevelIntervals {
     /// The level's concurrency.
     pub max_concurrency: u32,
@@ -70,7 +70,7 @@ pub struct LevelIntervals {
 }
 
 /// `intervals.json`: every level's intervals and how they were drawn.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BenchIntervals {
     /// The file's shape ([`super::SCHEMA_VERSION`]); absent (read as 1) in files written before
     /// Forge recorded it.

@@ -2,11 +2,13 @@
 //! and model. [`crate::steps::metadata`] gathers the facts; each kind flattens [`Metadata`] into its
 //! own metadata type and appends its extra keys.
 //!
-//! Reading is lenient: a key absent from a file (an older Forge, a hand-made fixture) reads as
+//! Reading is lenient: a key absent from a file (written by an older Forge) reads as
 //! empty or `null`, so a caption can still be drawn from what is there.
 
 /// The keys every result file's `metadata` starts with, in this order.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(default)]
 pub struct Metadata {
     /// `CARGO_PKG_VERSION` of the forge binary that wrote the file.
@@ -32,7 +34,9 @@ pub struct Metadata {
 }
 
 /// A GPU as `nvidia-smi` reports it.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(default)]
 pub struct GpuInfo {
     /// Product name (`NVIDIA RTX A5000`).
@@ -48,7 +52,9 @@ pub struct GpuInfo {
 }
 
 /// The serving engine.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(default)]
 pub struct EngineInfo {
     /// Engine name (`vllm`).
@@ -65,7 +71,9 @@ pub struct EngineInfo {
 }
 
 /// The model a result is about.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(default)]
 pub struct ModelInfo {
     /// Name the server serves it under (`smollm2`).
@@ -88,7 +96,7 @@ pub struct ModelInfo {
 }
 
 /// The form in which a model's weights reached the engine.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 pub struct WeightsInfo {
     /// `int4` (the quantized checkpoint, served with the engine's INT4 kernel) or
     /// `bf16-dequantized` (the same weights unpacked to BF16 for an engine without one).

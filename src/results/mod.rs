@@ -2,13 +2,17 @@
 //! the step that writes it and by every step that reads it (reference: `docs/results.md`).
 //! Every file is written through [`write_json`]: pretty JSON, two-space indent, a final newline,
 //! replaced atomically. Every file carries `schema_version` ([`SCHEMA_VERSION`]) and is read
-//! through [`read_json`], which refuses a version it does not know, naming the file.
+//! through [`read_json`], which refuses a version it does not know, naming the file. Each file's
+//! JSON Schema is generated from its type ([`schema`]).
 
 pub mod bench;
 pub mod cost;
 pub mod eval;
+#[cfg(test)]
+mod fixtures;
 pub mod intervals;
 pub mod metadata;
+pub mod schema;
 
 use std::path::{Path, PathBuf};
 
@@ -158,8 +162,8 @@ mod tests {
         assert!(text.starts_with("{\n  \"schema_version\": 1,"), "{text}");
     }
 
-    /// Every result file committed under `tests/fixtures/results/` (crafted ones without
-    /// `schema_version`, and captured ones) reads through the type its writer uses.
+    /// Every result file committed under `tests/fixtures/results/` (crafted ones, and captured
+    /// ones without `schema_version`) reads through the type its writer uses.
     #[test]
     fn the_committed_result_files_read_through_their_types() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results");

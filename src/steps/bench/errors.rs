@@ -13,7 +13,7 @@ use super::record::RequestRecord;
 const EXAMPLE_CHARS: usize = 300;
 
 /// One class of failures in a level.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorClass {
     /// Failed requests of this class.
     pub count: u64,
@@ -85,6 +85,25 @@ impl<'de> Deserialize<'de> for ErrorBreakdown {
             }
         }
         Ok(out)
+    }
+}
+
+/// What [`ErrorBreakdown`]'s reader accepts: an object of classes, each `{count, example}` (what
+/// Forge writes) or a bare count (the older `{message: count}` shape).
+impl schemars::JsonSchema for ErrorBreakdown {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ErrorBreakdown".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let class = generator.subschema_for::<ErrorClass>();
+        schemars::json_schema!({
+            "description": "Failed requests by class name: `{count, example}` per class (written), or a count per message (read from older files).",
+            "type": "object",
+            "additionalProperties": {
+                "anyOf": [class, {"type": "integer", "format": "uint64", "minimum": 0}]
+            }
+        })
     }
 }
 

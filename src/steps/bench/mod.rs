@@ -32,7 +32,7 @@ pub use errors::{ErrorBreakdown, ErrorClass};
 pub use metadata::BenchMetadata;
 pub use metrics::{LevelMetrics, Stats, percentile_sorted, stats_ms};
 pub use record::RequestRecord;
-pub use result::{BenchSummary, LevelSummary};
+pub use result::{BenchSummary, LagStats, LevelSummary};
 pub use scrape::ServerMetrics;
 pub use settings::{
     BenchSettings, DatasetKind, DatasetSettings, Driver, Endpoint, OnLevelFailure, Slo,

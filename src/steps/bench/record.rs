@@ -5,7 +5,7 @@ use serde::Serialize;
 
 /// What the client observed for one request. Times are seconds from the level's start
 /// (a monotonic clock), except `ttft_s`/`latency_s`, which are durations from `start_s`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct RequestRecord {
     /// Position of the prompt in the sweep's prompt list.
     pub index: u32,

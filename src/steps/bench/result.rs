@@ -1,23 +1,23 @@
-//! Result files: `c<N>.json` per level (vLLM `--save-result` key names and order for every
-//! shared field, then Forge's extras) and the `summary.json` rows ([`LevelSummary`], whose type
-//! lives in [`crate::results::bench`] with the readers'). Schemas: `docs/results.md`.
+//! Result files: `c<N>.json` per level ([`LevelFile`]: vLLM `--save-result` key names and order
+//! for every shared field, then Forge's extras) and the `summary.json` rows ([`LevelSummary`]);
+//! both types live in [`crate::results::bench`]. Schemas: `docs/results.md`.
 
 use std::path::Path;
 
 use serde::Serialize;
-use serde::ser::SerializeMap;
 
 pub use crate::results::bench::{BenchSummary, LevelSummary};
+use crate::results::bench::{LevelFile, RequestRate};
 
 use super::BenchError;
 use super::errors::ErrorBreakdown;
 use super::metadata::BenchMetadata;
-use super::metrics::{LevelMetrics, Stats, stats_ms};
+use super::metrics::{LevelMetrics, stats_ms};
 use super::record::RequestRecord;
 use super::scrape::ServerMetrics;
 
 /// Lag statistics in milliseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct LagStats {
     /// Samples.
     pub count: u64,
@@ -105,99 +105,98 @@ pub struct LevelResult {
     pub server_metrics: Option<ServerMetrics>,
 }
 
-fn stats_entries<M: SerializeMap>(map: &mut M, name: &str, s: &Stats) -> Result<(), M::Error> {
-    for (prefix, v) in [
-        ("mean", s.mean),
-        ("median", s.median),
-        ("std", s.std),
-        ("p50", s.p50),
-        ("p90", s.p90),
-        ("p95", s.p95),
-        ("p99", s.p99),
-    ] {
-        map.serialize_entry(&format!("{prefix}_{name}_ms"), &v)?;
-    }
-    Ok(())
-}
-
-struct RequestRate(Option<f64>);
-impl Serialize for RequestRate {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Some(r) => s.serialize_f64(r),
-            None => s.serialize_str("inf"),
-        }
-    }
-}
-
 impl Serialize for LevelResult {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.file().serialize(serializer)
+    }
+}
+
+impl LevelResult {
+    /// The content of `c<N>.json`, borrowing the records.
+    pub fn file(&self) -> LevelFile<'_> {
         let m = &self.metrics;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("schema_version", &crate::results::SCHEMA_VERSION)?;
-        map.serialize_entry("metadata", &self.metadata)?;
-        map.serialize_entry("date", &self.date)?;
-        map.serialize_entry("endpoint_type", &self.backend)?;
-        map.serialize_entry("backend", &self.backend)?;
-        map.serialize_entry("label", &self.label)?;
-        map.serialize_entry("model_id", &self.model_id)?;
-        map.serialize_entry("tokenizer_id", &self.tokenizer_id)?;
-        map.serialize_entry("num_prompts", &self.num_prompts)?;
-        map.serialize_entry("request_rate", &RequestRate(self.request_rate))?;
-        map.serialize_entry("burstiness", &self.burstiness)?;
-        map.serialize_entry("max_concurrency", &self.max_concurrency)?;
-        map.serialize_entry("duration", &self.duration)?;
-        map.serialize_entry("completed", &m.completed)?;
-        map.serialize_entry("failed", &m.failed)?;
-        map.serialize_entry("total_input_tokens", &m.total_input_tokens)?;
-        map.serialize_entry("total_output_tokens", &m.total_output_tokens)?;
-        map.serialize_entry("request_throughput", &m.request_throughput)?;
-        map.serialize_entry("request_goodput", &m.request_goodput)?;
-        map.serialize_entry("output_throughput", &m.output_throughput)?;
-        map.serialize_entry("total_token_throughput", &m.total_token_throughput)?;
-        let latencies: Vec<f64> = self.requests.iter().map(|r| r.latency_s).collect();
-        let queue: Vec<f64> = self
-            .requests
-            .iter()
-            .map(RequestRecord::queue_time_s)
-            .collect();
-        map.serialize_entry("latencies", &latencies)?;
-        map.serialize_entry("queue_times", &queue)?;
-        if self.save_detailed {
-            let itls: Vec<Vec<f64>> = self
-                .requests
+        let itls = self.save_detailed.then(|| {
+            self.requests
                 .iter()
                 .map(|r| r.itl.iter().map(|&g| f64::from(g)).collect())
-                .collect();
-            map.serialize_entry("itls", &itls)?;
+                .collect()
+        });
+        LevelFile {
+            schema_version: crate::results::SCHEMA_VERSION,
+            metadata: &self.metadata,
+            date: &self.date,
+            endpoint_type: &self.backend,
+            backend: &self.backend,
+            label: self.label.as_deref(),
+            model_id: &self.model_id,
+            tokenizer_id: self.tokenizer_id.as_deref(),
+            num_prompts: self.num_prompts,
+            request_rate: RequestRate(self.request_rate),
+            burstiness: self.burstiness,
+            max_concurrency: self.max_concurrency,
+            duration: self.duration,
+            completed: m.completed,
+            failed: m.failed,
+            total_input_tokens: m.total_input_tokens,
+            total_output_tokens: m.total_output_tokens,
+            request_throughput: finite(m.request_throughput),
+            request_goodput: m.request_goodput.and_then(finite),
+            output_throughput: finite(m.output_throughput),
+            total_token_throughput: finite(m.total_token_throughput),
+            latencies: self.requests.iter().map(|r| r.latency_s).collect(),
+            queue_times: self
+                .requests
+                .iter()
+                .map(RequestRecord::queue_time_s)
+                .collect(),
+            itls,
+            max_output_tokens_per_s: finite(m.max_output_tokens_per_s),
+            max_concurrent_requests: m.max_concurrent_requests,
+            rtfx: 0.0,
+            mean_ttft_ms: finite(m.ttft.mean),
+            median_ttft_ms: finite(m.ttft.median),
+            std_ttft_ms: finite(m.ttft.std),
+            p50_ttft_ms: finite(m.ttft.p50),
+            p90_ttft_ms: finite(m.ttft.p90),
+            p95_ttft_ms: finite(m.ttft.p95),
+            p99_ttft_ms: finite(m.ttft.p99),
+            mean_tpot_ms: finite(m.tpot.mean),
+            median_tpot_ms: finite(m.tpot.median),
+            std_tpot_ms: finite(m.tpot.std),
+            p50_tpot_ms: finite(m.tpot.p50),
+            p90_tpot_ms: finite(m.tpot.p90),
+            p95_tpot_ms: finite(m.tpot.p95),
+            p99_tpot_ms: finite(m.tpot.p99),
+            mean_itl_ms: finite(m.itl.mean),
+            median_itl_ms: finite(m.itl.median),
+            std_itl_ms: finite(m.itl.std),
+            p50_itl_ms: finite(m.itl.p50),
+            p90_itl_ms: finite(m.itl.p90),
+            p95_itl_ms: finite(m.itl.p95),
+            p99_itl_ms: finite(m.itl.p99),
+            mean_e2el_ms: finite(m.e2el.mean),
+            median_e2el_ms: finite(m.e2el.median),
+            std_e2el_ms: finite(m.e2el.std),
+            p50_e2el_ms: finite(m.e2el.p50),
+            p90_e2el_ms: finite(m.e2el.p90),
+            p95_e2el_ms: finite(m.e2el.p95),
+            p99_e2el_ms: finite(m.e2el.p99),
+            driver: &self.driver,
+            mode: &self.mode,
+            workload_fingerprint: &self.workload_fingerprint,
+            start_unix_s: self.start_unix_s,
+            client_kept_up: self.client_kept_up,
+            send_lag: self.send_lag,
+            event_loop_lag: self.event_loop_lag,
+            peak_in_flight: m.peak_in_flight,
+            warmup_requests: self.warmup.0,
+            warmup_failed: self.warmup.1,
+            preopened_connections: self.preopened_connections,
+            level_failed: self.level_failed,
+            errors: &self.errors,
+            requests: &self.requests,
+            server_metrics: self.server_metrics.as_ref(),
         }
-        map.serialize_entry("max_output_tokens_per_s", &m.max_output_tokens_per_s)?;
-        map.serialize_entry("max_concurrent_requests", &m.max_concurrent_requests)?;
-        map.serialize_entry("rtfx", &0.0)?;
-        for (name, s) in [
-            ("ttft", &m.ttft),
-            ("tpot", &m.tpot),
-            ("itl", &m.itl),
-            ("e2el", &m.e2el),
-        ] {
-            stats_entries(&mut map, name, s)?;
-        }
-        map.serialize_entry("driver", &self.driver)?;
-        map.serialize_entry("mode", &self.mode)?;
-        map.serialize_entry("workload_fingerprint", &self.workload_fingerprint)?;
-        map.serialize_entry("start_unix_s", &self.start_unix_s)?;
-        map.serialize_entry("client_kept_up", &self.client_kept_up)?;
-        map.serialize_entry("send_lag", &self.send_lag)?;
-        map.serialize_entry("event_loop_lag", &self.event_loop_lag)?;
-        map.serialize_entry("peak_in_flight", &m.peak_in_flight)?;
-        map.serialize_entry("warmup_requests", &self.warmup.0)?;
-        map.serialize_entry("warmup_failed", &self.warmup.1)?;
-        map.serialize_entry("preopened_connections", &self.preopened_connections)?;
-        map.serialize_entry("level_failed", &self.level_failed)?;
-        map.serialize_entry("errors", &self.errors)?;
-        map.serialize_entry("requests", &self.requests)?;
-        map.serialize_entry("server_metrics", &self.server_metrics)?;
-        map.end()
     }
 }
 

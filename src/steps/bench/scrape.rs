@@ -45,7 +45,7 @@ pub const SERIES: &[(&str, &[&str])] = &[
 
 /// Server metrics of one level: columns of equal length, one row per scrape. Written by the bench
 /// step into `c<N>.json`, read back by the charts and report steps (`server_view.rs`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default)]
 pub struct ServerMetrics {
     /// The scraped URL.

@@ -31,8 +31,8 @@ pub struct SweepSeries {
     pub missing: Vec<String>,
 }
 
-/// The part of a level file (`c<N>.json`, written by [`super::result::LevelResult`]) the server
-/// view reads.
+/// The part of a level file (`c<N>.json`, [`crate::results::bench::LevelFile`]) the server view
+/// reads.
 #[derive(Deserialize)]
 struct LevelFile {
     /// Absent in files from before the scrape existed.
@@ -41,7 +41,7 @@ struct LevelFile {
 }
 
 impl crate::results::Versioned for LevelFile {
-    const WHAT: &'static str = "bench level file";
+    const WHAT: &'static str = crate::results::bench::LEVEL_FILE;
 }
 
 /// Reads the series of every level `summary` lists from the level files next to `summary_path`.

@@ -83,7 +83,7 @@ pub const PRODUCTS: &[&str] = &[
 ];
 
 /// Another price of the same GPU (a tier), for the sensitivity table.
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceTier {
     /// One of [`PRODUCTS`].
