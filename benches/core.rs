@@ -215,7 +215,7 @@ fn record_all(dir: &Path) {
             exit_code: Some(0),
             forge_version: env!("CARGO_PKG_VERSION").to_string(),
         };
-        lock.steps.insert(id, record);
+        lock.steps.insert(id.into(), record);
     }
     lock.save(&pipeline.lock_path()).expect("write forge.lock");
 }

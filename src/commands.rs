@@ -339,11 +339,14 @@ pub fn show(args: &ShowArgs) -> Result<i32, Failure> {
     let ids = plan::expand_names(&pipeline, std::slice::from_ref(&args.step), "show")
         .map_err(Failure::usage)?;
     let (lock, _) = load_state(&pipeline)?;
-    let records: Vec<_> = ids.iter().map(|id| (id, lock.steps.get(id))).collect();
+    let records: Vec<_> = ids
+        .iter()
+        .map(|id| (id, lock.steps.get(id.as_str())))
+        .collect();
     if args.json {
         let value: serde_json::Map<String, serde_json::Value> = records
             .iter()
-            .map(|(id, r)| ((*id).clone(), serde_json::to_value(r).unwrap_or_default()))
+            .map(|(id, r)| (id.to_string(), serde_json::to_value(r).unwrap_or_default()))
             .collect();
         println!(
             "{}",

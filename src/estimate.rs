@@ -63,7 +63,7 @@ pub fn estimate(pipeline: &Pipeline, plans: &[StepPlan], lock: &LockFile) -> Est
         .iter()
         .filter(|p| p.action.may_run() || p.action == Action::Start)
         .map(|p| {
-            let recorded = lock.steps.get(&p.id).map(|r| r.duration_s);
+            let recorded = lock.steps.get(p.id.as_str()).map(|r| r.duration_s);
             let declared = pipeline.steps[&p.id].estimate.map(|d| d.as_secs_f64());
             let (basis, seconds) = match (recorded, declared) {
                 (Some(s), _) => (Basis::Recorded, Some(s)),
@@ -71,7 +71,7 @@ pub fn estimate(pipeline: &Pipeline, plans: &[StepPlan], lock: &LockFile) -> Est
                 (None, None) => (Basis::Unknown, None),
             };
             StepCost {
-                id: p.id.clone(),
+                id: p.id.to_string(),
                 basis,
                 seconds,
                 usd: seconds.zip(hourly).map(|(s, h)| s / 3600.0 * h),

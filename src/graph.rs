@@ -7,6 +7,7 @@ use std::ops::Range;
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use crate::manifest::StepId;
 use crate::manifest::diagnostics::{ManifestDiagnostic, ManifestErrors, SourceFile};
 use crate::manifest::model::Pipeline;
 
@@ -76,14 +77,14 @@ fn walk_cycle<'p>(pipeline: &'p Pipeline, members: &BTreeSet<&str>) -> Vec<&'p s
         .steps
         .keys()
         .find(|id| members.contains(id.as_str()))
-        .map_or("", String::as_str);
+        .map_or("", StepId::as_str);
     let mut path = vec![start];
     let mut current = start;
     loop {
         let next = pipeline.steps[current]
             .needs
             .iter()
-            .map(String::as_str)
+            .map(StepId::as_str)
             .find(|n| members.contains(n));
         match next {
             Some(n) if path.contains(&n) => {
@@ -103,7 +104,7 @@ fn walk_cycle<'p>(pipeline: &'p Pipeline, members: &BTreeSet<&str>) -> Vec<&'p s
 /// over the declared steps that each take every step whose needs are already taken. Computed in
 /// one topological walk: a step's pass is its latest need's pass, plus one when that need is
 /// declared after it. Steps on a cycle are left out (`validate` rejects cycles).
-pub fn order(pipeline: &Pipeline) -> Vec<String> {
+pub fn order(pipeline: &Pipeline) -> Vec<StepId> {
     let index: HashMap<&str, usize> = pipeline
         .steps
         .keys()
@@ -120,7 +121,7 @@ pub fn order(pipeline: &Pipeline) -> Vec<String> {
                 .collect()
         })
         .collect();
-    let ids: Vec<&String> = pipeline.steps.keys().collect();
+    let ids: Vec<&StepId> = pipeline.steps.keys().collect();
     pass_order(&needs)
         .into_iter()
         .map(|i| ids[i].clone())
@@ -158,7 +159,7 @@ fn pass_order(needs: &[Vec<usize>]) -> Vec<usize> {
 }
 
 /// Every step downstream of `ids` (inclusive).
-pub fn downstream(pipeline: &Pipeline, ids: &BTreeSet<String>) -> BTreeSet<String> {
+pub fn downstream(pipeline: &Pipeline, ids: &BTreeSet<StepId>) -> BTreeSet<StepId> {
     let mut selected = ids.clone();
     for id in order(pipeline) {
         if pipeline.steps[&id]

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::cache::{InputDigest, KeyParts, LockFile, StatCache, travel};
 use crate::manifest::diagnostics::did_you_mean;
-use crate::manifest::{Body, Kind, Pipeline, Step};
+use crate::manifest::{Body, Kind, Pipeline, Step, StepId};
 
 /// Which steps a run asks for and which it forces.
 #[derive(Debug, Clone, Default)]
@@ -66,7 +66,7 @@ impl Action {
 #[derive(Debug, Clone, Serialize)]
 pub struct StepPlan {
     /// The step id.
-    pub id: String,
+    pub id: StepId,
     /// Its kind.
     pub kind: Kind,
     /// What will happen.
@@ -96,7 +96,7 @@ pub fn expand_names(
     pipeline: &Pipeline,
     names: &[String],
     flag: &str,
-) -> Result<BTreeSet<String>, SelectionError> {
+) -> Result<BTreeSet<StepId>, SelectionError> {
     let mut out = BTreeSet::new();
     for name in names
         .iter()
@@ -104,7 +104,7 @@ pub fn expand_names(
         .map(str::trim)
         .filter(|n| !n.is_empty())
     {
-        let found: Vec<&String> = pipeline
+        let found: Vec<&StepId> = pipeline
             .steps
             .values()
             .filter(|s| s.id == name || s.base == name)
@@ -148,14 +148,14 @@ pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatC
             continue;
         };
         if dep.is_service() {
-            services.insert(need.clone(), key_parts(pipeline, dep, lock, stat));
+            services.insert(need.to_string(), key_parts(pipeline, dep, lock, stat));
         } else {
             let digests = lock
                 .steps
-                .get(need)
+                .get(need.as_str())
                 .map(|r| r.output_digests())
                 .unwrap_or_default();
-            upstream.insert(need.clone(), digests);
+            upstream.insert(need.to_string(), digests);
         }
     }
     KeyParts {
@@ -243,7 +243,7 @@ pub fn state(
     stat: &StatCache,
     forced: bool,
 ) -> State {
-    let Some(record) = lock.steps.get(&step.id) else {
+    let Some(record) = lock.steps.get(step.id.as_str()) else {
         return State::Stale(vec!["never run".into()]);
     };
     let mut reasons = Vec::new();
@@ -281,7 +281,7 @@ pub fn state(
 }
 
 /// Non-service steps whose outputs `id` uses: its own needs, and those of the services it needs.
-pub fn material_upstream(pipeline: &Pipeline, id: &str) -> Vec<String> {
+pub fn material_upstream(pipeline: &Pipeline, id: &str) -> Vec<StepId> {
     let mut out = Vec::new();
     for need in &pipeline.steps[id].needs {
         if pipeline.steps[need].is_service() {
@@ -307,7 +307,7 @@ pub fn plan(
         expand_names(pipeline, &selection.force, "--force")?
     };
     let only = expand_names(pipeline, &selection.only, "--only")?;
-    let targets: BTreeSet<String> = if !only.is_empty() {
+    let targets: BTreeSet<StepId> = if !only.is_empty() {
         only.clone()
     } else if let Some(from) = &selection.from {
         crate::graph::downstream(
@@ -334,7 +334,7 @@ pub fn plan(
     let needed: BTreeSet<&str> = pipeline
         .steps
         .values()
-        .flat_map(|s| s.needs.iter().map(String::as_str))
+        .flat_map(|s| s.needs.iter().map(StepId::as_str))
         .collect();
     for (id, st) in &states {
         let final_step = !needed.contains(id);
@@ -374,9 +374,9 @@ pub fn plan(
 /// Materializes upstream outputs that running steps need, and marks downstream steps pending.
 fn propagate<'p>(
     pipeline: &'p Pipeline,
-    order: &'p [String],
+    order: &'p [StepId],
     states: &BTreeMap<&str, State>,
-    targets: &BTreeSet<String>,
+    targets: &BTreeSet<StepId>,
     narrowed: bool,
     actions: &mut BTreeMap<&'p str, Action>,
     why: &mut BTreeMap<&'p str, Vec<String>>,
@@ -411,7 +411,7 @@ fn propagate<'p>(
             {
                 continue;
             }
-            let running: Vec<String> = material_upstream(pipeline, id)
+            let running: Vec<StepId> = material_upstream(pipeline, id)
                 .into_iter()
                 .filter(|u| actions[u.as_str()].may_run())
                 .collect();
@@ -468,7 +468,7 @@ fn step_plan(
         (action, reasons)
     };
     StepPlan {
-        id: id.to_string(),
+        id: StepId::from(id),
         kind: step.kind(),
         action,
         reasons,

@@ -16,7 +16,7 @@ use tokio::sync::{Mutex, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{KeyParts, LockFile, Record, StatCache};
-use crate::manifest::{Pipeline, Step};
+use crate::manifest::{Pipeline, Step, StepId};
 use crate::plan::{self, Action, StepPlan};
 use crate::steps::{Provenance, StepIo};
 pub use progress::Progress;
@@ -31,7 +31,7 @@ pub struct RunOptions {
     /// Keep running independent branches after a failure.
     pub keep_going: bool,
     /// Steps forced to rerun.
-    pub forced: BTreeSet<String>,
+    pub forced: BTreeSet<StepId>,
 }
 
 /// How a step ended.
@@ -58,7 +58,7 @@ pub enum Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct StepResult {
     /// The step id.
-    pub id: String,
+    pub id: StepId,
     /// How it ended.
     #[serde(flatten)]
     pub status: Status,
@@ -103,8 +103,8 @@ struct Shared {
     halt: CancellationToken,
     failed: AtomicBool,
     options: RunOptions,
-    actions: BTreeMap<String, Action>,
-    done: BTreeMap<String, watch::Sender<Option<bool>>>,
+    actions: BTreeMap<StepId, Action>,
+    done: BTreeMap<StepId, watch::Sender<Option<bool>>>,
     progress: Progress,
     provenance: Provenance,
 }
@@ -119,7 +119,7 @@ pub async fn execute(
     progress: Progress,
     cancel: CancellationToken,
 ) -> RunReport {
-    let actions: BTreeMap<String, Action> =
+    let actions: BTreeMap<StepId, Action> =
         plans.iter().map(|p| (p.id.clone(), p.action)).collect();
     let resources: Arc<Resources> = Arc::new(
         pipeline
@@ -189,7 +189,7 @@ pub async fn execute(
             ));
         }
     }
-    let mut results: BTreeMap<String, StepResult> = BTreeMap::new();
+    let mut results: BTreeMap<StepId, StepResult> = BTreeMap::new();
     for (id, task) in tasks {
         let result = task.await.unwrap_or_else(|err| StepResult {
             id: id.clone(),
@@ -220,7 +220,7 @@ fn service_steps(
     pipeline: &Pipeline,
     lock: &LockFile,
     stat: &StatCache,
-    actions: &BTreeMap<String, Action>,
+    actions: &BTreeMap<StepId, Action>,
 ) -> Vec<(Step, PathBuf, usize, String)> {
     pipeline
         .steps
@@ -278,7 +278,7 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
     let pipeline = &shared.pipeline;
     let step = &pipeline.steps[id];
     let not_run = |why: String| StepResult {
-        id: id.to_string(),
+        id: StepId::from(id),
         status: Status::NotRun(why),
         duration_s: 0.0,
         cached: false,
@@ -304,7 +304,7 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
         Ok(found) => found,
         Err(err) => {
             return StepResult {
-                id: id.to_string(),
+                id: StepId::from(id),
                 status: Status::Failed(format!("internal error: {err}")),
                 duration_s: 0.0,
                 cached: false,
@@ -318,7 +318,7 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
                 .progress
                 .line(&format!("{id}: fresh (upstream outputs unchanged)"));
             return StepResult {
-                id: id.to_string(),
+                id: StepId::from(id),
                 status: Status::Fresh,
                 duration_s: 0.0,
                 cached: true,
@@ -340,7 +340,7 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
         );
         shared.progress.line(&format!("{id}: failed: {message}"));
         return StepResult {
-            id: id.to_string(),
+            id: StepId::from(id),
             status: Status::Failed(message),
             duration_s: 0.0,
             cached: false,
@@ -386,7 +386,7 @@ async fn execute_step(shared: &Shared, step: &Step, parts: KeyParts) -> StepResu
         }
         shared.progress.line(&text);
         StepResult {
-            id: id.to_string(),
+            id: StepId::from(id),
             status: Status::Failed(message),
             duration_s: duration,
             cached: false,
@@ -404,7 +404,7 @@ async fn execute_step(shared: &Shared, step: &Step, parts: KeyParts) -> StepResu
             .await
         {
             Ok(info) => {
-                service_infos.insert(need.clone(), info);
+                service_infos.insert(need.to_string(), info);
             }
             Err(ServiceError::Halted) => return halted(shared, id),
             Err(ServiceError::Failed(message)) => return fail(message, 0.0),
@@ -460,7 +460,7 @@ async fn execute_step(shared: &Shared, step: &Step, parts: KeyParts) -> StepResu
         Err(err) if shared.cancel.is_cancelled() => {
             shared.progress.line(&format!("{id}: interrupted"));
             return StepResult {
-                id: id.to_string(),
+                id: StepId::from(id),
                 status: Status::NotRun(format!("interrupted ({err})")),
                 duration_s: duration,
                 cached: false,
@@ -513,7 +513,7 @@ async fn execute_step(shared: &Shared, step: &Step, parts: KeyParts) -> StepResu
                 .progress
                 .line(&format!("{id}: done in {}", format_secs(duration)));
             StepResult {
-                id: id.to_string(),
+                id: StepId::from(id),
                 status: Status::Ran,
                 duration_s: duration,
                 cached: false,
@@ -536,7 +536,7 @@ fn halt_reason(shared: &Shared) -> String {
 /// The result of a step whose wait (for a service, a resource, a job slot) the run ended.
 fn halted(shared: &Shared, id: &str) -> StepResult {
     StepResult {
-        id: id.to_string(),
+        id: StepId::from(id),
         status: Status::NotRun(halt_reason(shared)),
         duration_s: 0.0,
         cached: false,
@@ -544,7 +544,7 @@ fn halted(shared: &Shared, id: &str) -> StepResult {
     }
 }
 
-async fn first_death(deaths: &[(String, CancellationToken)]) -> String {
+async fn first_death(deaths: &[(StepId, CancellationToken)]) -> StepId {
     if deaths.is_empty() {
         return std::future::pending().await;
     }
@@ -558,7 +558,7 @@ async fn first_death(deaths: &[(String, CancellationToken)]) -> String {
 }
 
 /// Services `id` uses, directly or through other services.
-fn service_closure(pipeline: &Pipeline, id: &str) -> Vec<String> {
+fn service_closure(pipeline: &Pipeline, id: &str) -> Vec<StepId> {
     let mut out = Vec::new();
     for need in &pipeline.steps[id].needs {
         if pipeline.steps[need].is_service() {
@@ -644,7 +644,7 @@ async fn commit(
         let mut lock = shared.lock.lock().await;
         // Re-read first when another run (sharing the results directory) wrote the file meanwhile.
         lock.commit(&shared.pipeline.lock_path(), |lock| {
-            lock.steps.insert(step.id.clone(), record);
+            lock.steps.insert(step.id.to_string(), record);
         })
         .map_err(|e| e.to_string())?;
     }

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::manifest::body::Service;
-use crate::manifest::{Probe, Step};
+use crate::manifest::{Probe, Step, StepId};
 use crate::steps::ServiceInfo;
 use crate::steps::process::{self, Environment, Group, Spec};
 
@@ -63,11 +63,11 @@ pub struct Slot {
 
 /// All services of a run.
 pub struct Services {
-    slots: BTreeMap<String, Arc<Slot>>,
+    slots: BTreeMap<StepId, Arc<Slot>>,
     progress: super::Progress,
     stat: Arc<crate::cache::StatCache>,
     resources: Arc<Resources>,
-    identities: BTreeMap<String, String>,
+    identities: BTreeMap<StepId, String>,
 }
 
 impl Services {
@@ -257,7 +257,7 @@ impl Services {
     }
 
     /// One planned user of each service in `ids` is done; services with no users left stop.
-    pub async fn user_done(&self, ids: &[String]) {
+    pub async fn user_done(&self, ids: &[StepId]) {
         for id in ids {
             let Some(slot) = self.slots.get(id) else {
                 continue;

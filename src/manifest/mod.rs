@@ -6,6 +6,7 @@ mod deadlock;
 mod declare;
 pub mod diagnostics;
 mod expand;
+pub mod id;
 mod keyed;
 pub mod model;
 pub mod paths;
@@ -17,5 +18,6 @@ pub mod templating;
 mod validate;
 
 pub use body::{Body, Kind};
+pub use id::StepId;
 pub use model::{Pipeline, Probe, Ready, Step};
 pub use resolve::{LoadOptions, load};

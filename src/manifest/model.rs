@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::body::{Body, Kind, Service};
+use super::id::StepId;
 
 /// A resolved pipeline: manifest + profile + `--set`, matrix expanded, templates rendered.
 #[derive(Debug, Clone)]
@@ -27,7 +28,7 @@ pub struct Pipeline {
     /// Resolved parameters.
     pub params: IndexMap<String, Json>,
     /// Steps in declaration order, matrix expanded.
-    pub steps: IndexMap<String, Step>,
+    pub steps: IndexMap<StepId, Step>,
     /// blake3 of the manifest's bytes.
     pub manifest_digest: String,
     /// blake3 of the profile chain's bytes (empty without a profile).
@@ -66,15 +67,15 @@ impl Pipeline {
 #[derive(Debug, Clone)]
 pub struct Step {
     /// The id after matrix expansion (`serve-awq`).
-    pub id: String,
+    pub id: StepId,
     /// The id as declared (`serve`).
-    pub base: String,
+    pub base: StepId,
     /// What it does: its kind and that kind's options.
     pub body: Body,
     /// One line on what it does.
     pub description: Option<String>,
     /// Ids of the steps it needs.
-    pub needs: Vec<String>,
+    pub needs: Vec<StepId>,
     /// Declared inputs (workspace-relative paths or globs).
     pub inputs: Vec<String>,
     /// Declared outputs (workspace-relative paths).

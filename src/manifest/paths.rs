@@ -162,7 +162,11 @@ impl Resolver<'_> {
     /// One writer per output; no output inside another; an input that a step writes is a
     /// `needs` (or, for the step's own outputs, a mistake). Lookups go through a sorted map so
     /// the cost grows with the number of paths times their depth, not with its square.
-    pub(super) fn check_paths(&mut self, steps: &IndexMap<String, Step>, instances: &[Instance]) {
+    pub(super) fn check_paths(
+        &mut self,
+        steps: &IndexMap<super::id::StepId, Step>,
+        instances: &[Instance],
+    ) {
         let mut writers: BTreeMap<PathBuf, Writer> = BTreeMap::new();
         for inst in instances {
             for (out, &at) in inst.outputs.iter().zip(&inst.output_at) {

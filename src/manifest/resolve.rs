@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 use serde_json::{Value as Json, json};
 
 use super::diagnostics::{ManifestDiagnostic, ManifestErrors, SourceFile, from_toml};
+use super::id::StepId;
 use super::model::{Pipeline, Step};
 use super::profiles::{self, Overlay, toml_to_json};
 use super::schema::RawManifest;
@@ -239,7 +240,7 @@ impl<'a> Resolver<'a> {
             .collect()
     }
 
-    pub(super) fn resolve_steps(&mut self, declared: &[Declared]) -> IndexMap<String, Step> {
+    pub(super) fn resolve_steps(&mut self, declared: &[Declared]) -> IndexMap<StepId, Step> {
         let mut instances = Vec::new();
         for d in declared {
             self.check_key_declarations(d);
@@ -280,9 +281,9 @@ impl<'a> Resolver<'a> {
                 &lookup,
                 referenced.as_ref(),
             );
-            let needs: Vec<String> = resolved_needs[index]
+            let needs: Vec<StepId> = resolved_needs[index]
                 .iter()
-                .map(|&i| instances[i].id.clone())
+                .map(|&i| StepId::from(instances[i].id.as_str()))
                 .collect();
             if let Some(step) = self.second_pass(inst, &needs, context) {
                 steps.insert(step.id.clone(), step);
@@ -353,7 +354,7 @@ impl<'a> Resolver<'a> {
     pub(super) fn second_pass(
         &mut self,
         inst: &Instance,
-        needs: &[String],
+        needs: &[StepId],
         steps: Json,
     ) -> Option<Step> {
         let d = inst.declared;
@@ -393,8 +394,8 @@ impl<'a> Resolver<'a> {
         };
         let body = self.body(d, &inst.id, rendered);
         let step = Step {
-            id: inst.id.clone(),
-            base: d.id.value.clone(),
+            id: StepId::from(inst.id.as_str()),
+            base: StepId::from(d.id.value.as_str()),
             body: body?,
             description: d.description.clone(),
             needs: needs.to_vec(),

@@ -258,7 +258,8 @@ fn the_a5000_profile_is_complete_and_fits_a_24_gb_card() {
     assert!(
         p.steps["serve-awq"]
             .needs
-            .contains(&"awq_weights".to_string())
+            .iter()
+            .any(|n| n == "awq_weights")
     );
     let run = p.steps["awq_weights"].run().unwrap_or_default().to_string();
     assert!(
@@ -275,7 +276,7 @@ fn the_a5000_profile_is_complete_and_fits_a_24_gb_card() {
 #[test]
 fn the_rehearsal_profile_resolves_every_step() {
     let p = repo_pipeline("m1-rehearsal");
-    let ids: Vec<&str> = p.steps.keys().map(String::as_str).collect();
+    let ids: Vec<&str> = p.steps.keys().map(|id| id.as_str()).collect();
     for id in [
         "env_serve",
         "model",

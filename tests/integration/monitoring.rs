@@ -25,7 +25,7 @@ fn the_shipped_monitor_scrapes_the_serve_port_and_runs_only_when_asked() {
     assert!(
         off.steps
             .values()
-            .all(|s| !s.needs.contains(&"monitor".to_string())),
+            .all(|s| !s.needs.contains(&"monitor".into())),
         "monitoring is off by default"
     );
     assert!(
@@ -40,9 +40,9 @@ fn the_shipped_monitor_scrapes_the_serve_port_and_runs_only_when_asked() {
 
     let on = shipped(&["monitoring=true", "port=8123"]);
     for bench in ["bench-bf16", "bench-awq"] {
-        assert!(on.steps[bench].needs.contains(&"monitor".to_string()));
+        assert!(on.steps[bench].needs.contains(&"monitor".into()));
     }
-    assert!(!on.steps["eval-bf16"].needs.contains(&"monitor".to_string()));
+    assert!(!on.steps["eval-bf16"].needs.contains(&"monitor".into()));
     let serve = on.steps["serve-bf16"]
         .service()
         .and_then(|s| s.url.as_deref())

@@ -103,7 +103,7 @@ pub fn step_env(
             env.insert(name.clone(), value);
         }
     }
-    env.insert("FORGE_STEP".into(), step.id.clone());
+    env.insert("FORGE_STEP".into(), step.id.to_string());
     env.insert("FORGE_PROFILE".into(), profile.to_string());
     env.insert("FORGE_WORKSPACE".into(), workspace.display().to_string());
     env
