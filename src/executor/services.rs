@@ -26,19 +26,135 @@ enum Phase {
         monitor: JoinHandle<()>,
         _guards: Vec<OwnedMutexGuard<()>>,
     },
-    Failed(String),
+    Failed(Arc<StartError>),
     Stopped,
 }
 
 /// Why a service is not up for a step that needs it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ServiceError {
     /// The run stopped while the step waited for the service's start or its resources.
     #[error("the run stopped while waiting for a service")]
     Halted,
-    /// The service failed to start (the message names it, the cause and its log's last lines).
+    /// The service failed to start; every later user sees the same error.
+    #[error(transparent)]
+    Start(Arc<StartError>),
+    /// The service stopped after its last planned user, before this user asked for it.
+    #[error("service `{0}` was already stopped")]
+    Stopped(String),
+    /// The step needs something that is not a service of this run.
+    #[error("`{0}` is not a service")]
+    Unknown(String),
+}
+
+/// Why a service did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The step has no service body.
+    #[error("step `{0}` is not a service")]
+    NotAService(String),
+    /// Something already answers on the address its readiness probe checks.
+    #[error(
+        "cannot start service `{id}`: something already listens on `{address}`\nhint: stop that server, or give this service another port (for example `--set port=...`)"
+    )]
+    PortBusy {
+        /// The service.
+        id: String,
+        /// The probe's `host:port`.
+        address: String,
+    },
+    /// Its process could not be spawned (or its log opened).
+    #[error("cannot start service `{id}`: {source}")]
+    Spawn {
+        /// The service.
+        id: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// It started but did not become ready.
+    #[error("{}", not_ready(.id, .reason, .log))]
+    NotReady {
+        /// The service.
+        id: String,
+        /// What happened instead.
+        #[source]
+        reason: ReadinessError,
+        /// What its log says.
+        log: LogExcerpt,
+    },
+}
+
+/// Why a started service was not ready.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadinessError {
+    /// Its process exited first.
+    #[error("exited ({0}) before it was ready")]
+    Exited(std::process::ExitStatus),
+    /// Ctrl-C ended the wait.
+    #[error("start was cancelled")]
+    Cancelled,
+    /// The readiness timeout passed.
+    #[error("was not ready after {}", crate::time::format_duration(*.0))]
+    TimedOut(Duration),
+    /// The HTTP client for the probe could not be built.
     #[error("{0}")]
-    Failed(String),
+    Client(#[source] reqwest::Error),
+}
+
+/// A service that exited while steps needed it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", died(.id, .code, .log))]
+pub struct ServiceDied {
+    /// The service.
+    pub id: String,
+    /// Its exit code; `None` when a signal ended it.
+    pub code: Option<i32>,
+    /// What its log says.
+    pub log: LogExcerpt,
+}
+
+fn not_ready(id: &str, reason: &ReadinessError, log: &LogExcerpt) -> String {
+    log.around(&format!("service `{id}` {reason}"))
+}
+
+fn died(id: &str, code: &Option<i32>, log: &LogExcerpt) -> String {
+    let code = code.map_or("a signal".to_string(), |c| format!("code {c}"));
+    log.around(&format!(
+        "service `{id}` exited ({code}) while steps needed it"
+    ))
+}
+
+/// What a service's log says about its failure: the first error it logged and its last lines.
+#[derive(Debug, Clone)]
+pub struct LogExcerpt {
+    root_cause: Option<String>,
+    log: std::path::PathBuf,
+    tail: Vec<String>,
+}
+
+impl LogExcerpt {
+    /// Reads service `id`'s log now.
+    fn read(id: &str, log: &std::path::Path) -> Self {
+        Self {
+            root_cause: crate::steps::root_cause::service_failure(id, log),
+            log: log.to_path_buf(),
+            tail: process::tail(log, process::TAIL_LINES),
+        }
+    }
+
+    /// A failure for people: the root cause first (the summary shows the first line), then
+    /// `what` happened, then the log's last lines.
+    fn around(&self, what: &str) -> String {
+        let tail = format!(
+            "last lines of `{}`:\n{}",
+            self.log.display(),
+            self.tail.join("\n")
+        );
+        match &self.root_cause {
+            Some(cause) => format!("{cause}\n{what}\n{tail}"),
+            None => format!("{what}\n{tail}"),
+        }
+    }
 }
 
 impl From<Halted> for ServiceError {
@@ -58,7 +174,7 @@ pub struct Slot {
     started: std::sync::atomic::AtomicBool,
     /// Fires when the service exits while it should be up.
     pub died: CancellationToken,
-    death: std::sync::Mutex<Option<String>>,
+    death: std::sync::OnceLock<ServiceDied>,
 }
 
 /// All services of a run.
@@ -99,7 +215,7 @@ impl Services {
                     users_left: AtomicUsize::new(users),
                     started: std::sync::atomic::AtomicBool::new(false),
                     died: CancellationToken::new(),
-                    death: std::sync::Mutex::new(None),
+                    death: std::sync::OnceLock::new(),
                     step,
                 }),
             );
@@ -132,16 +248,12 @@ impl Services {
             let slot = self
                 .slots
                 .get(id)
-                .ok_or_else(|| ServiceError::Failed(format!("`{id}` is not a service")))?;
+                .ok_or_else(|| ServiceError::Unknown(id.to_string()))?;
             let mut phase = wait::lock(&slot.phase, halt).await?;
             match &*phase {
                 Phase::Up { info, .. } => return Ok(info.clone()),
-                Phase::Failed(message) => return Err(ServiceError::Failed(message.clone())),
-                Phase::Stopped => {
-                    return Err(ServiceError::Failed(format!(
-                        "service `{id}` was already stopped"
-                    )));
-                }
+                Phase::Failed(error) => return Err(ServiceError::Start(error.clone())),
+                Phase::Stopped => return Err(ServiceError::Stopped(id.to_string())),
                 Phase::Down => {}
             }
             for need in slot
@@ -161,11 +273,11 @@ impl Services {
                     *phase = up;
                     Ok(info)
                 }
-                Err(ServiceError::Halted) => Err(ServiceError::Halted),
-                Err(ServiceError::Failed(message)) => {
-                    *phase = Phase::Failed(message.clone());
-                    Err(ServiceError::Failed(message))
+                Err(ServiceError::Start(error)) => {
+                    *phase = Phase::Failed(error.clone());
+                    Err(ServiceError::Start(error))
                 }
+                Err(other) => Err(other),
             }
         })
     }
@@ -180,7 +292,7 @@ impl Services {
         let guards = wait::lock_resources(&self.resources, &step.resources, halt).await?;
         self.spawn_ready(slot, cancel, guards)
             .await
-            .map_err(ServiceError::Failed)
+            .map_err(|error| ServiceError::Start(Arc::new(error)))
     }
 
     /// Spawns the service (its resources held by `guards`) and waits until it is ready.
@@ -189,18 +301,18 @@ impl Services {
         slot: &Arc<Slot>,
         cancel: &CancellationToken,
         guards: Vec<OwnedMutexGuard<()>>,
-    ) -> Result<Phase, String> {
+    ) -> Result<Phase, StartError> {
         let step = &slot.step;
         let service = step
             .service()
-            .ok_or_else(|| format!("step `{}` is not a service", step.id))?;
+            .ok_or_else(|| StartError::NotAService(step.id.clone()))?;
         if let Some(address) = probe_address(&service.ready.probe)
             && tokio::net::TcpStream::connect(&address).await.is_ok()
         {
-            return Err(format!(
-                "cannot start service `{}`: something already listens on `{address}`\nhint: stop that server, or give this service another port (for example `--set port=...`)",
-                step.id
-            ));
+            return Err(StartError::PortBusy {
+                id: step.id.clone(),
+                address,
+            });
         }
         let _ = std::fs::remove_file(&slot.log);
         let _ = std::fs::remove_file(facts_file(&slot.log));
@@ -212,21 +324,23 @@ impl Services {
             step.stop_grace,
         )
         .recorded(&slot.workspace, &format!("service `{}`", step.id));
-        let mut group = process::spawn(&spec)
-            .map_err(|e| format!("cannot start service `{}`: {e}", step.id))?;
+        let mut group = process::spawn(&spec).map_err(|source| StartError::Spawn {
+            id: step.id.clone(),
+            source,
+        })?;
         let started = Instant::now();
         let bar = self
             .progress
             .start(&step.id, "starting service, waiting for readiness");
         let ready_result = wait_ready(&mut group, &service.ready, &slot.log, cancel).await;
         bar.finish_and_clear();
-        if let Err(message) = ready_result {
+        if let Err(reason) = ready_result {
             process::terminate(&mut group, step.stop_grace).await;
-            return Err(failure_report(
-                &step.id,
-                &slot.log,
-                &format!("service `{}` {message}", step.id),
-            ));
+            return Err(StartError::NotReady {
+                id: step.id.clone(),
+                reason,
+                log: LogExcerpt::read(&step.id, &slot.log),
+            });
         }
         let mut facts = gather_facts(service, &slot.workspace, &self.stat).await;
         published_facts(&facts_file(&slot.log), &mut facts);
@@ -243,7 +357,7 @@ impl Services {
         self.progress.line(&format!(
             "{}: ready after {} at {}",
             step.id,
-            super::format_secs(started.elapsed().as_secs_f64()),
+            super::report::format_secs(started.elapsed().as_secs_f64()),
             service.url.as_deref().unwrap_or("(no url)")
         ));
         let stop = CancellationToken::new();
@@ -283,19 +397,17 @@ impl Services {
     }
 
     /// Why a service failed to start, if it did (read once the run is over).
-    pub fn start_failure(&self, id: &str) -> Option<String> {
+    pub fn start_failure(&self, id: &str) -> Option<Arc<StartError>> {
         let slot = self.slots.get(id)?;
         match &*slot.phase.try_lock().ok()? {
-            Phase::Failed(message) => Some(message.clone()),
+            Phase::Failed(error) => Some(error.clone()),
             _ => None,
         }
     }
 
     /// Why a service died, if it did.
-    pub fn death(&self, id: &str) -> Option<String> {
-        self.slots
-            .get(id)
-            .and_then(|s| s.death.lock().ok().and_then(|d| d.clone()))
+    pub fn death(&self, id: &str) -> Option<ServiceDied> {
+        self.slots.get(id).and_then(|s| s.death.get().cloned())
     }
 }
 
@@ -316,28 +428,18 @@ async fn monitor(slot: Arc<Slot>, mut group: Group, stop: CancellationToken) {
     tokio::select! {
         status = group.child.wait() => {
             process::reap_leftovers(group.pgid, slot.step.stop_grace).await;
-            let code = status.ok().and_then(|s| s.code()).map_or("a signal".to_string(), |c| format!("code {c}"));
-            let what = format!("service `{}` exited ({code}) while steps needed it", slot.step.id);
-            let message = failure_report(&slot.step.id, &slot.log, &what);
-            if let Ok(mut death) = slot.death.lock() {
-                *death = Some(message);
-            }
+            let died = ServiceDied {
+                id: slot.step.id.clone(),
+                code: status.ok().and_then(|s| s.code()),
+                log: LogExcerpt::read(&slot.step.id, &slot.log),
+            };
+            // Set once, before `died` fires, so every step it stops can read why.
+            let _ = slot.death.set(died);
             slot.died.cancel();
         }
         () = stop.cancelled() => {
             process::terminate(&mut group, slot.step.stop_grace).await;
         }
-    }
-}
-
-/// A service failure for people: the root cause from its log first (the summary shows the first
-/// line), then what happened, then the log's last lines.
-fn failure_report(id: &str, log: &std::path::Path, what: &str) -> String {
-    let tail = process::tail(log, process::TAIL_LINES).join("\n");
-    let tail = format!("last lines of `{}`:\n{tail}", log.display());
-    match crate::steps::root_cause::service_failure(id, log) {
-        Some(cause) => format!("{cause}\n{what}\n{tail}"),
-        None => format!("{what}\n{tail}"),
     }
 }
 
@@ -376,19 +478,19 @@ async fn wait_ready(
     ready: &crate::manifest::Ready,
     log: &std::path::Path,
     cancel: &CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), ReadinessError> {
     let timeout = ready.timeout;
     let deadline = Instant::now() + timeout;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(ReadinessError::Client)?;
     loop {
         if let Ok(Some(status)) = group.child.try_wait() {
-            return Err(format!("exited ({status}) before it was ready"));
+            return Err(ReadinessError::Exited(status));
         }
         if cancel.is_cancelled() {
-            return Err("start was cancelled".into());
+            return Err(ReadinessError::Cancelled);
         }
         let ok = match &ready.probe {
             Probe::Http(url) => http_ready(&client, url, ready.contains.as_deref()).await,
@@ -400,10 +502,7 @@ async fn wait_ready(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(format!(
-                "was not ready after {}",
-                crate::time::format_duration(timeout)
-            ));
+            return Err(ReadinessError::TimedOut(timeout));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
