@@ -1,6 +1,6 @@
 //! Step kinds: what each one does when it runs. The manifest's [`Body`] says which kind a step
 //! is and holds its options; [`run`] matches on it. `service` steps are started and stopped by
-//! the executor (`executor/services.rs`), not here.
+//! the executor (`executor/services/`), not here.
 
 pub mod bench;
 pub mod charts;
