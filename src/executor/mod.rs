@@ -9,12 +9,12 @@ pub mod services;
 pub mod wait;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 
-use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore, SemaphorePermit, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::commit::{self, Ran};
@@ -25,7 +25,7 @@ use crate::steps::{Outcome, Provenance, ServiceInfo, StepError, StepIo};
 pub use progress::Progress;
 pub use report::{RunReport, Status, StepResult, format_secs};
 use services::{ServiceDied, ServiceError, Services};
-use wait::Resources;
+use wait::{Halted, Resources};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -285,24 +285,15 @@ async fn execute_step(shared: &Shared, step: &Step, parts: KeyParts) -> StepResu
         Err(ServiceError::Halted) => return halted(shared, id),
         Err(err) => return fail(err.to_string(), 0.0),
     };
-    let Ok(_guards) = wait::lock_resources(&shared.resources, &step.resources, &shared.halt).await
-    else {
+    // Held (not `_`) until the step ends: its resources and its job slot.
+    let Ok(_held) = hold(shared, step).await else {
         return halted(shared, id);
     };
-    let Ok(_permit) = wait::job_slot(&shared.jobs, &shared.halt).await else {
-        return halted(shared, id);
-    };
-    if shared.halt.is_cancelled() {
-        return halted(shared, id);
-    }
     let staging = match commit::prepare_staging(&shared.pipeline, step) {
         Ok(staging) => staging,
         Err(err) => return fail(err.to_string(), 0.0),
     };
-    if let Some(parent) = log.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    let _ = std::fs::write(&log, b"");
+    empty_log(&log);
     let bar = shared.progress.start(id, step.kind().name());
     let step_cancel = shared.cancel.child_token();
     let io = StepIo {
@@ -370,6 +361,28 @@ async fn services_up(
         infos.insert(need.clone(), info);
     }
     Ok(infos)
+}
+
+/// The step's exclusive resources and one job slot, released on drop; `Halted` when the run
+/// halts first.
+async fn hold<'a>(
+    shared: &'a Shared,
+    step: &Step,
+) -> Result<(Vec<OwnedMutexGuard<()>>, SemaphorePermit<'a>), Halted> {
+    let guards = wait::lock_resources(&shared.resources, &step.resources, &shared.halt).await?;
+    let permit = wait::job_slot(&shared.jobs, &shared.halt).await?;
+    if shared.halt.is_cancelled() {
+        return Err(Halted);
+    }
+    Ok((guards, permit))
+}
+
+/// The step's log, created empty before each run of the step.
+fn empty_log(log: &Path) {
+    if let Some(parent) = log.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = std::fs::write(log, b"");
 }
 
 /// Runs the step's kind until it ends or a service it uses dies; a death cancels the step.
