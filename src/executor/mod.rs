@@ -1,27 +1,31 @@
 //! The tokio walker: runs planned steps in dependency order, in parallel up to `--jobs`, holding
-//! exclusive resources, starting services lazily, staging outputs and recording results last.
+//! exclusive resources, starting services lazily, stopping a step whose service dies, and ending
+//! waits on cancellation. Staging and commit belong to the cache (`cache/commit.rs`); how steps
+//! ended is reported by `report.rs`.
 
 pub mod progress;
+pub mod report;
 pub mod services;
 pub mod wait;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 
-use serde::Serialize;
-use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore, SemaphorePermit, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{KeyParts, LockFile, Record, StatCache};
+use crate::cache::commit::{self, Ran};
+use crate::cache::{KeyParts, LockFile, StatCache};
 use crate::manifest::{Pipeline, Step, StepId};
 use crate::plan::{self, Action, StepPlan};
-use crate::steps::{Provenance, StepIo};
+use crate::steps::{Outcome, Provenance, ServiceInfo, StepError, StepIo};
 pub use progress::Progress;
-use services::{ServiceError, Services};
-use wait::Resources;
+pub use report::{RunReport, Status, StepResult, format_secs};
+use services::{ServiceDied, ServiceError, Services};
+use wait::{Halted, Resources};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -32,62 +36,6 @@ pub struct RunOptions {
     pub keep_going: bool,
     /// Steps forced to rerun.
     pub forced: BTreeSet<StepId>,
-}
-
-/// How a step ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "status", content = "detail")]
-pub enum Status {
-    /// It ran and succeeded.
-    Ran,
-    /// It was fresh (or became fresh: its upstream reran with identical outputs).
-    Fresh,
-    /// It was not needed.
-    Skipped,
-    /// It failed.
-    Failed(String),
-    /// It did not start: an upstream step failed or the run stopped.
-    NotRun(String),
-    /// A service that was started for this run.
-    Started,
-    /// A service nothing needed.
-    Idle,
-}
-
-/// One row of the summary.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepResult {
-    /// The step id.
-    pub id: StepId,
-    /// How it ended.
-    #[serde(flatten)]
-    pub status: Status,
-    /// Seconds it ran.
-    pub duration_s: f64,
-    /// True when its outputs came from the record instead of running it.
-    pub cached: bool,
-    /// Its log file, when it ran.
-    pub log: Option<PathBuf>,
-}
-
-/// What the run did.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    /// Per step, in dependency order.
-    pub steps: Vec<StepResult>,
-    /// True when Ctrl-C (or SIGTERM) stopped the run.
-    pub interrupted: bool,
-}
-
-impl RunReport {
-    /// True when no step failed and the run was not interrupted.
-    pub fn success(&self) -> bool {
-        !self.interrupted
-            && self
-                .steps
-                .iter()
-                .all(|s| !matches!(s.status, Status::Failed(_) | Status::NotRun(_)))
-    }
 }
 
 struct Shared {
@@ -191,13 +139,9 @@ pub async fn execute(
     }
     let mut results: BTreeMap<StepId, StepResult> = BTreeMap::new();
     for (id, task) in tasks {
-        let result = task.await.unwrap_or_else(|err| StepResult {
-            id: id.clone(),
-            status: Status::Failed(format!("internal error: {err}")),
-            duration_s: 0.0,
-            cached: false,
-            log: None,
-        });
+        let result = task
+            .await
+            .unwrap_or_else(|err| StepResult::failed_early(&id, format!("internal error: {err}")));
         results.insert(id, result);
     }
     shared.services.stop_all().await;
@@ -206,7 +150,7 @@ pub async fn execute(
         .map(|p| {
             results
                 .remove(&p.id)
-                .unwrap_or_else(|| idle_result(p, &shared))
+                .unwrap_or_else(|| report::not_walked(p, &shared.services))
         })
         .collect();
     RunReport {
@@ -237,25 +181,6 @@ fn service_steps(
         .collect()
 }
 
-fn idle_result(p: &StepPlan, shared: &Shared) -> StepResult {
-    let status = match p.action {
-        Action::Start | Action::Idle => match shared.services.start_failure(&p.id) {
-            Some(why) => Status::Failed(why),
-            None if shared.services.was_started(&p.id) => Status::Started,
-            None => Status::Idle,
-        },
-        Action::Fresh => Status::Fresh,
-        _ => Status::Skipped,
-    };
-    StepResult {
-        id: p.id.clone(),
-        cached: status == Status::Fresh,
-        status,
-        duration_s: 0.0,
-        log: None,
-    }
-}
-
 /// Waits for upstream steps, decides (early cutoff), starts services, runs, records.
 async fn run_one(shared: &Shared, id: &str) -> StepResult {
     let result = run_guarded(shared, id).await;
@@ -276,14 +201,6 @@ async fn run_one(shared: &Shared, id: &str) -> StepResult {
 
 async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
     let pipeline = &shared.pipeline;
-    let step = &pipeline.steps[id];
-    let not_run = |why: String| StepResult {
-        id: StepId::from(id),
-        status: Status::NotRun(why),
-        duration_s: 0.0,
-        cached: false,
-        log: None,
-    };
     for up in plan::material_upstream(pipeline, id) {
         if !shared.actions[&up].may_run() {
             continue;
@@ -294,36 +211,19 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
             Err(_) => Some(false),
         };
         if outcome != Some(true) {
-            return not_run(format!("upstream `{up}` did not succeed"));
+            return StepResult::not_run(id, format!("upstream `{up}` did not succeed"));
         }
     }
     if shared.halt.is_cancelled() {
-        return not_run(halt_reason(shared));
+        return halted(shared, id);
     }
     let (parts, state) = match key_and_state(shared, id).await {
         Ok(found) => found,
-        Err(err) => {
-            return StepResult {
-                id: StepId::from(id),
-                status: Status::Failed(format!("internal error: {err}")),
-                duration_s: 0.0,
-                cached: false,
-                log: None,
-            };
-        }
+        Err(err) => return StepResult::failed_early(id, format!("internal error: {err}")),
     };
     match (&state, shared.actions[id]) {
         (plan::State::Fresh, _) | (plan::State::Absent(_), Action::Pending) => {
-            shared
-                .progress
-                .line(&format!("{id}: fresh (upstream outputs unchanged)"));
-            return StepResult {
-                id: StepId::from(id),
-                status: Status::Fresh,
-                duration_s: 0.0,
-                cached: true,
-                log: None,
-            };
+            return report::became_fresh(&shared.progress, id);
         }
         _ => {}
     }
@@ -334,20 +234,9 @@ async fn run_guarded(shared: &Shared, id: &str) -> StepResult {
         .map(|(p, _)| p)
         .collect();
     if !missing.is_empty() {
-        let message = format!(
-            "declared input {} does not exist",
-            crate::manifest::diagnostics::list(&missing)
-        );
-        shared.progress.line(&format!("{id}: failed: {message}"));
-        return StepResult {
-            id: StepId::from(id),
-            status: Status::Failed(message),
-            duration_s: 0.0,
-            cached: false,
-            log: None,
-        };
+        return report::missing_inputs(&shared.progress, id, &missing);
     }
-    execute_step(shared, step, parts).await
+    execute_step(shared, &pipeline.steps[id], parts).await
 }
 
 /// The step's key parts and its state against its record. Hashing inputs and outputs can take
@@ -371,63 +260,40 @@ async fn key_and_state(
     .await
 }
 
+/// Why a step that started did not succeed: its own error, or the death of a service it used.
+#[derive(Debug, thiserror::Error)]
+enum StepFailure {
+    /// The step's kind failed.
+    #[error(transparent)]
+    Step(#[from] StepError),
+    /// A service the step used exited while the step ran.
+    #[error(transparent)]
+    ServiceDied(#[from] ServiceDied),
+    /// A service the step used exited, with no report of why (its monitor recorded none).
+    #[error("service `{0}` exited")]
+    ServiceExited(StepId),
+}
+
 async fn execute_step(shared: &Shared, step: &Step, parts: KeyParts) -> StepResult {
     let id = step.id.as_str();
     let log = shared.pipeline.log_path(id);
     let fail = |message: String, duration: f64| {
-        let tail = crate::steps::process::tail(&log, 20);
-        let mut text = format!("{id}: failed: {message}");
-        if !tail.is_empty() {
-            text.push_str(&format!(
-                "\nlast lines of `{}`:\n{}",
-                log.display(),
-                tail.join("\n")
-            ));
-        }
-        shared.progress.line(&text);
-        StepResult {
-            id: StepId::from(id),
-            status: Status::Failed(message),
-            duration_s: duration,
-            cached: false,
-            log: Some(log.clone()),
-        }
+        report::failed(&shared.progress, id, message, duration, &log)
     };
-    let mut service_infos = BTreeMap::new();
-    for need in step
-        .needs
-        .iter()
-        .filter(|n| shared.pipeline.steps[*n].is_service())
-    {
-        match (shared.services)
-            .ensure_up(need, &shared.cancel, &shared.halt)
-            .await
-        {
-            Ok(info) => {
-                service_infos.insert(need.to_string(), info);
-            }
-            Err(ServiceError::Halted) => return halted(shared, id),
-            Err(ServiceError::Failed(message)) => return fail(message, 0.0),
-        }
-    }
-    let Ok(_guards) = wait::lock_resources(&shared.resources, &step.resources, &shared.halt).await
-    else {
+    let service_infos = match services_up(shared, step).await {
+        Ok(infos) => infos,
+        Err(ServiceError::Halted) => return halted(shared, id),
+        Err(err) => return fail(err.to_string(), 0.0),
+    };
+    // Held (not `_`) until the step ends: its resources and its job slot.
+    let Ok(_held) = hold(shared, step).await else {
         return halted(shared, id);
     };
-    let Ok(_permit) = wait::job_slot(&shared.jobs, &shared.halt).await else {
-        return halted(shared, id);
-    };
-    if shared.halt.is_cancelled() {
-        return halted(shared, id);
-    }
-    let staging = match prepare_staging(&shared.pipeline, step) {
+    let staging = match commit::prepare_staging(&shared.pipeline, step) {
         Ok(staging) => staging,
-        Err(err) => return fail(format!("cannot prepare staging directory: {err}"), 0.0),
+        Err(err) => return fail(err.to_string(), 0.0),
     };
-    if let Some(parent) = log.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    let _ = std::fs::write(&log, b"");
+    empty_log(&log);
     let bar = shared.progress.start(id, step.kind().name());
     let step_cancel = shared.cancel.child_token();
     let io = StepIo {
@@ -442,106 +308,110 @@ async fn execute_step(shared: &Shared, step: &Step, parts: KeyParts) -> StepResu
     };
     let started_at = SystemTime::now();
     let started = Instant::now();
-    let deaths: Vec<_> = service_closure(&shared.pipeline, id)
-        .into_iter()
-        .filter_map(|s| shared.services.slot(&s).map(|slot| (s, slot.died.clone())))
-        .collect();
-    let outcome = tokio::select! {
-        outcome = crate::steps::run(step, io) => outcome,
-        service = first_death(&deaths) => {
-            step_cancel.cancel();
-            Err(crate::steps::StepError::new(shared.services.death(&service).unwrap_or_else(|| format!("service `{service}` exited"))))
-        }
-    };
+    let outcome = run_watched(shared, step, io, &step_cancel).await;
     let duration = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) if shared.cancel.is_cancelled() => {
-            shared.progress.line(&format!("{id}: interrupted"));
-            return StepResult {
-                id: StepId::from(id),
-                status: Status::NotRun(format!("interrupted ({err})")),
-                duration_s: duration,
-                cached: false,
-                log: Some(log),
-            };
+            return report::interrupted(&shared.progress, id, &err, duration, log);
         }
         Err(err) => {
-            // What the step wrote before failing (a bench level's result with its failed count)
-            // stays in staging for inspection until the step runs again; it is never recorded.
-            let partial: Vec<String> = staging
-                .iter()
-                .filter(|p| p.exists())
-                .map(|p| p.display().to_string())
-                .collect();
-            let mut message = err.message;
-            // A server that failed under the step (HTTP 5xx, a dead engine) explains the failure
-            // better than the step's own symptom: its first logged error leads the message.
-            let causes: Vec<String> = service_closure(&shared.pipeline, id)
-                .iter()
-                .filter_map(|s| {
-                    crate::steps::root_cause::service_failure(s, &shared.pipeline.log_path(s))
-                })
-                .filter(|cause| !message.contains(cause.as_str()))
-                .collect();
-            if !causes.is_empty() {
-                message = format!("{}\n{message}", causes.join("\n"));
-            }
-            if !partial.is_empty() {
-                message.push_str(&format!(
-                    "\npartial outputs (not recorded): {}",
-                    partial.join(", ")
-                ));
-            }
+            let services = service_closure(&shared.pipeline, id);
+            let message =
+                report::failure_message(&shared.pipeline, &services, err.to_string(), &staging);
             return fail(message, duration);
         }
     };
-    match commit(
-        shared,
+    let ran = Ran {
+        started_at,
+        duration_s: duration,
+        exit_code: outcome.exit_code,
+    };
+    let committed = commit::commit(
+        &shared.pipeline,
+        &shared.lock,
+        &shared.stat,
         step,
         &staging,
         parts,
-        started_at,
-        duration,
-        outcome.exit_code,
+        ran,
     )
-    .await
+    .await;
+    match committed {
+        Ok(()) => report::ran(&shared.progress, id, duration, log),
+        Err(err) => fail(err.to_string(), duration),
+    }
+}
+
+/// Starts (or joins) the services `step` needs and returns what it sees of each.
+async fn services_up(
+    shared: &Shared,
+    step: &Step,
+) -> Result<BTreeMap<String, ServiceInfo>, ServiceError> {
+    let mut infos = BTreeMap::new();
+    for need in step
+        .needs
+        .iter()
+        .filter(|n| shared.pipeline.steps[*n].is_service())
     {
-        Ok(()) => {
-            shared
-                .progress
-                .line(&format!("{id}: done in {}", format_secs(duration)));
-            StepResult {
-                id: StepId::from(id),
-                status: Status::Ran,
-                duration_s: duration,
-                cached: false,
-                log: Some(log),
-            }
+        let info = (shared.services)
+            .ensure_up(need, &shared.cancel, &shared.halt)
+            .await?;
+        infos.insert(need.to_string(), info);
+    }
+    Ok(infos)
+}
+
+/// The step's exclusive resources and one job slot, released on drop; `Halted` when the run
+/// halts first.
+async fn hold<'a>(
+    shared: &'a Shared,
+    step: &Step,
+) -> Result<(Vec<OwnedMutexGuard<()>>, SemaphorePermit<'a>), Halted> {
+    let guards = wait::lock_resources(&shared.resources, &step.resources, &shared.halt).await?;
+    let permit = wait::job_slot(&shared.jobs, &shared.halt).await?;
+    if shared.halt.is_cancelled() {
+        return Err(Halted);
+    }
+    Ok((guards, permit))
+}
+
+/// The step's log, created empty before each run of the step.
+fn empty_log(log: &Path) {
+    if let Some(parent) = log.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = std::fs::write(log, b"");
+}
+
+/// Runs the step's kind until it ends or a service it uses dies; a death cancels the step.
+async fn run_watched(
+    shared: &Shared,
+    step: &Step,
+    io: StepIo,
+    step_cancel: &CancellationToken,
+) -> Result<Outcome, StepFailure> {
+    let deaths: Vec<_> = service_closure(&shared.pipeline, &step.id)
+        .into_iter()
+        .filter_map(|s| shared.services.slot(&s).map(|slot| (s, slot.died.clone())))
+        .collect();
+    tokio::select! {
+        outcome = crate::steps::run(step, io) => Ok(outcome?),
+        service = first_death(&deaths) => {
+            step_cancel.cancel();
+            Err(match shared.services.death(&service) {
+                Some(died) => StepFailure::ServiceDied(died),
+                None => StepFailure::ServiceExited(service),
+            })
         }
-        Err(message) => fail(message, duration),
     }
 }
 
-/// Why a step that had not started will not: Ctrl-C, or another step's failure.
-fn halt_reason(shared: &Shared) -> String {
-    if shared.cancel.is_cancelled() {
-        "interrupted".into()
-    } else {
-        "stopped after a failure (use `--keep-going` to continue independent steps)".into()
-    }
-}
-
-/// The result of a step whose wait (for a service, a resource, a job slot) the run ended.
+/// The result of a step that had not started and whose wait (for upstream steps, a service, a
+/// resource, a job slot) the run ended.
 fn halted(shared: &Shared, id: &str) -> StepResult {
-    StepResult {
-        id: StepId::from(id),
-        status: Status::NotRun(halt_reason(shared)),
-        duration_s: 0.0,
-        cached: false,
-        log: None,
-    }
+    StepResult::not_run(id, report::halt_reason(shared.cancel.is_cancelled()))
 }
 
 async fn first_death(deaths: &[(StepId, CancellationToken)]) -> StepId {
@@ -569,97 +439,4 @@ fn service_closure(pipeline: &Pipeline, id: &str) -> Vec<StepId> {
     out.sort();
     out.dedup();
     out
-}
-
-/// Fresh, empty staging paths for each declared output.
-fn prepare_staging(pipeline: &Pipeline, step: &Step) -> std::io::Result<Vec<PathBuf>> {
-    let root = pipeline
-        .state_dir()
-        .join("staging")
-        .join(&pipeline.profile)
-        .join(&step.id);
-    crate::fsutil::remove_any(&root)?;
-    let mut paths = Vec::new();
-    for (index, output) in step.outputs.iter().enumerate() {
-        let dir = root.join(index.to_string());
-        std::fs::create_dir_all(&dir)?;
-        let name = std::path::Path::new(output)
-            .file_name()
-            .map_or_else(|| "output".into(), |n| n.to_os_string());
-        paths.push(dir.join(name));
-    }
-    Ok(paths)
-}
-
-/// Moves staged outputs into place, hashes them, and writes the record last.
-async fn commit(
-    shared: &Shared,
-    step: &Step,
-    staging: &[PathBuf],
-    parts: KeyParts,
-    started_at: SystemTime,
-    duration: f64,
-    exit_code: Option<i32>,
-) -> Result<(), String> {
-    for (index, staged) in staging.iter().enumerate() {
-        if std::fs::symlink_metadata(staged).is_err() {
-            return Err(format!(
-                "declared output `{}` was not produced\nhint: write it to `{{{{ outputs[{index}] }}}}` (the staging path), not to the final path",
-                step.outputs[index]
-            ));
-        }
-    }
-    let workspace = shared.pipeline.workspace.clone();
-    let stat = shared.stat.clone();
-    let outputs = step.outputs.clone();
-    let staging = staging.to_vec();
-    let digests = tokio::task::spawn_blocking(
-        move || -> Result<BTreeMap<String, crate::cache::Digest>, String> {
-            let mut digests = BTreeMap::new();
-            for (output, staged) in outputs.iter().zip(&staging) {
-                let target = workspace.join(output);
-                crate::fsutil::replace(staged, &target)
-                    .map_err(|e| format!("cannot move output into `{output}`: {e}"))?;
-                let digest = stat
-                    .digest(&target)
-                    .map_err(|e| format!("cannot hash `{output}`: {e}"))?
-                    .ok_or_else(|| format!("output `{output}` vanished"))?;
-                digests.insert(output.clone(), digest);
-            }
-            Ok(digests)
-        },
-    )
-    .await
-    .map_err(|e| format!("internal error: {e}"))??;
-    let record = Record {
-        key: parts.digest(),
-        parts,
-        outputs: digests,
-        started_at: crate::time::rfc3339(started_at),
-        duration_s: duration,
-        exit_code,
-        forge_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    {
-        let mut lock = shared.lock.lock().await;
-        // Re-read first when another run (sharing the results directory) wrote the file meanwhile.
-        lock.commit(&shared.pipeline.lock_path(), |lock| {
-            lock.steps.insert(step.id.to_string(), record);
-        })
-        .map_err(|e| e.to_string())?;
-    }
-    // The stat cache is a cache: a failed write costs a rehash next time, never a wrong key.
-    let stat = shared.stat.clone();
-    let _ = tokio::task::spawn_blocking(move || stat.save()).await;
-    Ok(())
-}
-
-/// `1.2s`, `3m 04s`.
-pub fn format_secs(secs: f64) -> String {
-    if secs < 60.0 {
-        format!("{secs:.1}s")
-    } else {
-        let whole = secs.round() as u64;
-        format!("{}m {:02}s", whole / 60, whole % 60)
-    }
 }

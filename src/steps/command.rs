@@ -23,24 +23,23 @@ pub(super) async fn run(step: &Step, command: &Command, io: StepIo) -> Result<Ou
     let ended = process::run(&spec, &io.cancel, process::deadline_after(command.timeout))
         .await
         .map_err(|e| match e {
-            RunError::Spawn(e) => StepError::new(format!("cannot start `sh -c {line}`: {e}")),
-            RunError::Wait(e) => StepError::new(format!("waiting for the process failed: {e}")),
+            RunError::Spawn(source) => StepError::Spawn {
+                line: line.clone(),
+                source,
+            },
+            RunError::Wait(source) => StepError::Wait(source),
         })?;
     let status = match ended {
         Ended::Exited(status) => status,
-        Ended::Cancelled => return Err(StepError::new("cancelled")),
+        Ended::Cancelled => return Err(StepError::Cancelled),
         Ended::TimedOut => {
-            let timeout = command.timeout.unwrap_or_default();
-            return Err(StepError::new(format!(
-                "timed out after {}",
-                crate::time::format_duration(timeout)
-            )));
+            return Err(StepError::TimedOut(command.timeout.unwrap_or_default()));
         }
     };
     match status.code() {
         Some(0) => Ok(Outcome { exit_code: Some(0) }),
-        Some(code) => Err(StepError::new(format!("exited with code {code}"))),
-        None => Err(StepError::new("killed by a signal")),
+        Some(code) => Err(StepError::Exited(code)),
+        None => Err(StepError::Signalled),
     }
 }
 
@@ -56,5 +55,5 @@ fn render_with_staging(step: &Step, command: &Command, io: &StepIo) -> Result<St
     );
     crate::manifest::templating::Renderer::default()
         .render_shell(source, &context)
-        .map_err(|e| StepError::new(format!("cannot render `run`: {}", e.message)))
+        .map_err(|e| StepError::Render(e.message))
 }
