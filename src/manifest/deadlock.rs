@@ -44,7 +44,14 @@ pub fn validate(
     for (id, message, help) in self_waits(&takes) {
         errors.push(at(&id, message, help));
     }
-    let ancestors = ancestors(pipeline);
+    // Only steps that take a resource can wait for one: ancestor sets hold just those, so a
+    // pipeline without resources costs one walk, not a set per pair of steps.
+    let taking: BTreeSet<&str> = takes
+        .iter()
+        .filter(|(_, list)| !list.is_empty())
+        .map(|(id, _)| *id)
+        .collect();
+    let ancestors = ancestors(pipeline, &taking);
     for (id, message, help) in service_spans(pipeline, &takes, &ancestors) {
         errors.push(at(&id, message, help));
     }
@@ -136,11 +143,16 @@ fn self_waits(takes: &BTreeMap<&str, Vec<Take>>) -> Vec<(String, String, String)
     out
 }
 
-/// Every step's ancestors: the steps that finish before it starts (through its needs, and the
-/// needs of the services it uses).
-fn ancestors(pipeline: &Pipeline) -> BTreeMap<&str, BTreeSet<&str>> {
+/// Every step's ancestors among `taking` (the steps that take a resource): the steps that finish
+/// before it starts (through its needs, and the needs of the services it uses). The checks below
+/// only ask about steps that take resources, so the sets hold no others.
+fn ancestors<'p>(
+    pipeline: &'p Pipeline,
+    taking: &BTreeSet<&'p str>,
+) -> BTreeMap<&'p str, BTreeSet<&'p str>> {
     fn visit<'p>(
         pipeline: &'p Pipeline,
+        taking: &BTreeSet<&'p str>,
         id: &'p str,
         memo: &mut BTreeMap<&'p str, BTreeSet<&'p str>>,
     ) -> BTreeSet<&'p str> {
@@ -152,17 +164,17 @@ fn ancestors(pipeline: &Pipeline) -> BTreeMap<&str, BTreeSet<&str>> {
             let Some(dep) = pipeline.steps.get(need) else {
                 continue;
             };
-            if !dep.is_service() {
+            if !dep.is_service() && taking.contains(dep.id.as_str()) {
                 out.insert(dep.id.as_str());
             }
-            out.extend(visit(pipeline, dep.id.as_str(), memo));
+            out.extend(visit(pipeline, taking, dep.id.as_str(), memo));
         }
         memo.insert(id, out.clone());
         out
     }
     let mut memo = BTreeMap::new();
     for id in pipeline.steps.keys() {
-        visit(pipeline, id, &mut memo);
+        visit(pipeline, taking, id, &mut memo);
     }
     memo
 }
@@ -225,11 +237,16 @@ fn opposite_orders(
     takes: &BTreeMap<&str, Vec<Take>>,
     ancestors: &BTreeMap<&str, BTreeSet<&str>>,
 ) -> Vec<(String, String, String)> {
+    // Only a step that takes two different resources can hold one while it waits for another.
     let steps: Vec<&str> = pipeline
         .steps
         .values()
         .filter(|s| !s.is_service())
         .map(|s| s.id.as_str())
+        .filter(|id| {
+            let list = &takes[id];
+            list.iter().any(|t| t.resource != list[0].resource)
+        })
         .collect();
     let mut out = Vec::new();
     for (index, a) in steps.iter().enumerate() {
