@@ -67,7 +67,12 @@ impl Kind {
     pub fn schema_version(self) -> u32 {
         match self {
             Kind::Charts | Kind::Report => 2,
-            _ => 1,
+            Kind::Command
+            | Kind::Service
+            | Kind::Bench
+            | Kind::Eval
+            | Kind::Retention
+            | Kind::Cost => 1,
         }
     }
 
