@@ -138,7 +138,14 @@ pub fn key_parts(pipeline: &Pipeline, step: &Step, lock: &LockFile, stat: &StatC
             json!({"run": service.run, "url": service.url, "model": service.model})
         }
         Body::Command(command) => json!({"run": command.run, "with": {}, "outputs": step.outputs}),
-        builtin => json!({"run": null, "with": builtin.with(), "outputs": step.outputs}),
+        builtin @ (Body::Bench(_)
+        | Body::Eval(_)
+        | Body::Retention(_)
+        | Body::Cost(_)
+        | Body::Charts(_)
+        | Body::Report(_)) => {
+            json!({"run": null, "with": builtin.with(), "outputs": step.outputs})
+        }
     };
     let config = travel::relative_json(config, &pipeline.workspace);
     let mut upstream = BTreeMap::new();

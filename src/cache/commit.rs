@@ -17,7 +17,7 @@ use crate::manifest::{Pipeline, Step};
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
     /// The staging directory could not be emptied or created.
-    #[error("cannot prepare staging directory: {source}")]
+    #[error("cannot prepare staging directory `{}`: {source}", .path.display())]
     Staging {
         /// The directory.
         path: PathBuf,

@@ -79,6 +79,17 @@ impl StepResult {
         }
     }
 
+    /// A step that ran (or started to) for `duration` seconds and wrote `log`.
+    fn with_log(id: &str, status: Status, duration: f64, log: PathBuf) -> Self {
+        Self {
+            id: StepId::from(id),
+            status,
+            duration_s: duration,
+            cached: false,
+            log: Some(log),
+        }
+    }
+
     /// A step that did not start, and why.
     pub fn not_run(id: &str, why: String) -> Self {
         Self::without_log(id, Status::NotRun(why))
@@ -118,13 +129,7 @@ pub fn missing_inputs(progress: &Progress, id: &str, missing: &[&String]) -> Ste
 /// A step that ran and whose outputs were committed.
 pub fn ran(progress: &Progress, id: &str, duration: f64, log: PathBuf) -> StepResult {
     progress.line(&format!("{id}: done in {}", format_secs(duration)));
-    StepResult {
-        id: StepId::from(id),
-        status: Status::Ran,
-        duration_s: duration,
-        cached: false,
-        log: Some(log),
-    }
+    StepResult::with_log(id, Status::Ran, duration, log)
 }
 
 /// A step that Ctrl-C stopped while it ran; `error` is what the step said as it stopped.
@@ -136,13 +141,8 @@ pub fn interrupted(
     log: PathBuf,
 ) -> StepResult {
     progress.line(&format!("{id}: interrupted"));
-    StepResult {
-        id: StepId::from(id),
-        status: Status::NotRun(format!("interrupted ({error})")),
-        duration_s: duration,
-        cached: false,
-        log: Some(log),
-    }
+    let status = Status::NotRun(format!("interrupted ({error})"));
+    StepResult::with_log(id, status, duration, log)
 }
 
 /// A step that failed once prepared: the message and its log's last lines go to the progress
@@ -164,13 +164,7 @@ pub fn failed(
         ));
     }
     progress.line(&text);
-    StepResult {
-        id: StepId::from(id),
-        status: Status::Failed(message),
-        duration_s: duration,
-        cached: false,
-        log: Some(log.to_path_buf()),
-    }
+    StepResult::with_log(id, Status::Failed(message), duration, log.to_path_buf())
 }
 
 /// A failed step's message: the first error logged by a service it used (`services`) leads, as

@@ -44,6 +44,22 @@ impl Kind {
         Kind::Report,
     ];
 
+    /// Where a kind sits in [`Kind::ALL`]. Listing every variant, it stops the tests from
+    /// compiling when a kind is added until it is given a place in `ALL` too.
+    #[cfg(test)]
+    fn position(self) -> usize {
+        match self {
+            Kind::Command => 0,
+            Kind::Service => 1,
+            Kind::Bench => 2,
+            Kind::Eval => 3,
+            Kind::Retention => 4,
+            Kind::Cost => 5,
+            Kind::Charts => 6,
+            Kind::Report => 7,
+        }
+    }
+
     /// The name manifests use (`kind = "..."`).
     pub fn name(self) -> &'static str {
         match self {
@@ -225,7 +241,8 @@ mod tests {
 
     #[test]
     fn every_kind_reads_back_from_its_name() {
-        for kind in Kind::ALL {
+        for (index, kind) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.position(), index, "{kind} sits at its position in ALL");
             assert_eq!(Kind::from_name(kind.name()), Some(kind));
             assert_eq!(kind.to_string(), kind.name());
         }

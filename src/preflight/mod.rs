@@ -77,10 +77,10 @@ pub struct Report {
 
 /// Kinds that only re-render results from other steps' files: running them needs no preflight.
 fn only_renders(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Retention | Kind::Cost | Kind::Charts | Kind::Report
-    )
+    match kind {
+        Kind::Retention | Kind::Cost | Kind::Charts | Kind::Report => true,
+        Kind::Command | Kind::Service | Kind::Bench | Kind::Eval => false,
+    }
 }
 
 /// True when the plan runs or starts a step that does more than re-render results.
